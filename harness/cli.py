@@ -1,0 +1,178 @@
+"""Command line: subcommands → handlers.  The only place exit codes are chosen."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness import errors, report, results, run
+from harness.config import ACCELS, DEFAULT_TESTS, RunConfig, Toolchain, VmSpec, default_cache
+
+EXIT_PASS = 0
+EXIT_TEST_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_BAD_TREE = 3
+EXIT_MISSING_TOOL = 4
+EXIT_NO_TESTS = 5
+EXIT_BUILD = 6
+EXIT_BOOT = 7
+EXIT_TIMEOUT = 8
+EXIT_INTERNAL = 70
+
+# Most specific first: HarnessTimeout is checked before its siblings.
+ERROR_CODES: tuple[tuple[type[errors.HarnessError], int], ...] = (
+    (errors.HarnessTimeout, EXIT_TIMEOUT),
+    (errors.UsageError, EXIT_USAGE),
+    (errors.ParseError, EXIT_USAGE),
+    (errors.TreeError, EXIT_BAD_TREE),
+    (errors.ToolchainError, EXIT_MISSING_TOOL),
+    (errors.SelectionError, EXIT_NO_TESTS),
+    (errors.BuildError, EXIT_BUILD),
+    (errors.BootError, EXIT_BOOT),
+)
+
+EXIT_CODES_HELP = f"""exit codes:
+  {EXIT_PASS}   all selected tests passed
+  {EXIT_TEST_FAILURE}   a test or subtest failed (or test_progs crashed mid-run)
+  {EXIT_USAGE}   usage error (bad option, unreadable input file)
+  {EXIT_BAD_TREE}   not a kernel tree, bad --rev, or no kernel matching the tree
+  {EXIT_MISSING_TOOL}   a required program or package is missing
+  {EXIT_NO_TESTS}   --tests matched no prog_test in the tree
+  {EXIT_BUILD}   build failure (bpftool, libbpf, bpf_testmod, test_progs)
+  {EXIT_BOOT}   the VM did not boot, the kernel panicked, or the VM was lost
+  {EXIT_TIMEOUT}   a build, the boot or the test run exceeded its time limit
+  {EXIT_INTERNAL}  internal error (a bug in harness; traceback in the run directory)
+"""
+
+
+def code_for(error: errors.HarnessError) -> int:
+    for kind, code in ERROR_CODES:
+        if isinstance(error, kind):
+            return code
+    return EXIT_INTERNAL
+
+
+def _default_out() -> Path:
+    return Path("harness-runs") / time.strftime("run-%Y%m%d-%H%M%S")
+
+
+def _tests(value: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("--tests needs at least one name")
+    return names
+
+
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "run", help="build, boot and run the selected BPF selftests; print a verdict",
+        description="Build bpftool, libbpf, bpf_testmod and a targeted test_progs from a "
+                    "kernel tree, boot a QEMU VM and run the selected prog_tests.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tree", type=Path, help="a kernel git tree (default: Debian's "
+                   "linux-source-6.12, unpacked into the cache)")
+    p.add_argument("--rev", default="HEAD", help="commit of --tree to test (default HEAD)")
+    p.add_argument("--tests", type=_tests, default=DEFAULT_TESTS,
+                   help="comma-separated prog_tests (file stems or test names); "
+                        f"default {','.join(DEFAULT_TESTS)}")
+    p.add_argument("--out", type=Path, help="run directory (default harness-runs/run-<time>)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="cache for trees and builds (default $HARNESS_CACHE or ~/.cache/harness)")
+    p.add_argument("--kernel", type=Path, help="kernel image to boot (with --headers)")
+    p.add_argument("--headers", type=Path, help="kbuild headers dir with a BTF vmlinux")
+    p.add_argument("--accel", choices=ACCELS, help="QEMU accelerator (default tcg; "
+                   "HARNESS_ACCEL=tcg forces TCG)")
+    p.add_argument("--clang", default="clang-19", help="clang for BPF programs")
+    p.add_argument("--memory", default="2G")
+    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("-j", "--jobs", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print report.json to stdout")
+
+
+def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("parse", help="parse a saved test_progs log and print the verdict",
+                       epilog=EXIT_CODES_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("log", type=Path)
+    p.add_argument("--exit-status", type=int, default=0,
+                   help="test_progs's exit status, when known (default 0)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description=__doc__, epilog=EXIT_CODES_HELP,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    _add_parse(sub)
+    return p
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    jobs = args.jobs or RunConfig(out=Path(), cache=Path()).jobs
+    return RunConfig(
+        out=(args.out or _default_out()).resolve(),
+        cache=(args.cache or default_cache()).resolve(),
+        tree=args.tree, rev=args.rev, tests=args.tests,
+        kernel=args.kernel, headers=args.headers, jobs=jobs,
+        vm=VmSpec(accel=args.accel, memory=args.memory, cpus=args.cpus),
+        toolchain=Toolchain(clang=args.clang),
+    )
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    outcome = run.execute(cfg, _progress)
+    rep = outcome.report
+    if outcome.error is not None:
+        rep.exit_code = code_for(outcome.error)
+    else:
+        rep.exit_code = EXIT_PASS if rep.verdict == "pass" else EXIT_TEST_FAILURE
+    report.write(rep)
+    if args.json:
+        print(json.dumps(rep.as_dict(), indent=2))
+    if outcome.error is not None:
+        print(f"harness: error: {outcome.error.line()}", file=sys.stderr)
+    print(report.summary(rep), file=sys.stderr)
+    return rep.exit_code
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    try:
+        text = args.log.read_text(errors="replace")
+    except OSError as exc:
+        raise errors.ParseError(f"{args.log}: cannot read ({exc.strerror})") from exc
+    verdict, subtests = report.judge(results.parse(text.splitlines()), args.exit_status)
+    for r in subtests:
+        print(f"{r.status.value:4} {r.name}")
+    print(f"{verdict.verdict}: {verdict.reason}")
+    return EXIT_PASS if verdict.verdict == "pass" else EXIT_TEST_FAILURE
+
+
+HANDLERS = {"run": cmd_run, "parse": cmd_parse}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return HANDLERS[args.command](args)
+    except errors.HarnessError as exc:
+        print(f"harness: error: {exc.line()}", file=sys.stderr)
+        return code_for(exc)
+    except Exception:  # a bug: keep the traceback, print one line
+        dump = Path("harness-traceback.txt").resolve()
+        dump.write_text(traceback.format_exc())
+        print(f"harness: internal error; traceback in {dump}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def main_entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""One frozen configuration, built once from the command line and passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TESTS = ("test_struct_ops_module",)
+ACCELS = ("tcg", "kvm")
+
+
+def default_cache() -> Path:
+    """Where trees and builds are kept between runs ($HARNESS_CACHE or XDG cache)."""
+    if "HARNESS_CACHE" in os.environ:
+        return Path(os.environ["HARNESS_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "harness"
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Names of the programs the build uses."""
+
+    clang: str = "clang-19"
+    cc: str = "gcc"
+    make: str = "make"
+    qemu: str = "qemu-system-x86_64"
+    busybox: str = "/bin/busybox"
+
+    @property
+    def llvm_suffix(self) -> str:
+        """'-19' for clang-19, '' for a bare clang: the LLVM tools follow the same suffix."""
+        return self.clang[len("clang"):] if self.clang.startswith("clang") else ""
+
+    @property
+    def llvm_strip(self) -> str:
+        return f"llvm-strip{self.llvm_suffix}"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    build: float = 1800.0
+    boot: float = 120.0
+    run: float = 900.0
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    accel: str | None = None  # None: HARNESS_ACCEL, else TCG
+    memory: str = "2G"
+    cpus: int = 2
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out: Path
+    cache: Path
+    tree: Path | None = None
+    rev: str = "HEAD"
+    tests: tuple[str, ...] = DEFAULT_TESTS
+    kernel: Path | None = None
+    headers: Path | None = None
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    vm: VmSpec = VmSpec()
+    timeouts: Timeouts = Timeouts()
+    toolchain: Toolchain = Toolchain()
+    dry_run: bool = False

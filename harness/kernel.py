@@ -1,0 +1,104 @@
+"""The kernel a run boots: a prebuilt image plus the headers bpf_testmod builds against."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import TreeError
+
+FLAVOUR_ORDER = ("cloud-amd64", "amd64")
+CONFIG_FRAGMENT = "struct_ops.config"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "kernel_configs"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    image: Path
+    headers: Path  # a kbuild directory with Makefile and a BTF vmlinux
+    release: str  # "6.12.117+deb12-cloud-amd64"
+
+    @property
+    def vmlinux(self) -> Path:
+        return self.headers / "vmlinux"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"image": str(self.image), "headers": str(self.headers), "release": self.release}
+
+
+def _flavour_rank(release: str) -> int:
+    for rank, flavour in enumerate(FLAVOUR_ORDER):
+        if release.endswith(f"-{flavour}") and not release.endswith(f"-rt-{flavour}"):
+            return rank
+    return len(FLAVOUR_ORDER)
+
+
+def matching_releases(version: str, images: list[str]) -> list[str]:
+    """Releases among `vmlinuz-*` names whose upstream version equals the tree's, best first.
+
+    A Debian release is '<version>+<abi>-<flavour>' (6.12.117+deb12-cloud-amd64); a plain
+    '<version>-<suffix>' release also matches.
+    """
+    pattern = re.compile(rf"^vmlinuz-({re.escape(version)}[+-].+)$")
+    releases = [m[1] for name in images if (m := pattern.match(name))]
+    return sorted(releases, key=lambda r: (_flavour_rank(r), r))
+
+
+def find_prebuilt(version: str, boot: Path = Path("/boot"), src: Path = Path("/usr/src")) -> Kernel:
+    """The installed kernel image and headers matching the tree's version."""
+    names = sorted(p.name for p in boot.glob("vmlinuz-*"))
+    for release in matching_releases(version, names):
+        headers = src / f"linux-headers-{release}"
+        if (headers / "vmlinux").is_file() and (headers / "Makefile").is_file():
+            return Kernel(image=boot / f"vmlinuz-{release}", headers=headers, release=release)
+    have = ", ".join(n.removeprefix("vmlinuz-") for n in names) or "none"
+    raise TreeError(
+        f"the tree is Linux {version} but no installed kernel matches it (installed: {have}); "
+        f"install linux-image-{version}+deb12-cloud-amd64 and its headers, or pass "
+        f"--kernel IMAGE --headers DIR"
+    )
+
+
+def explicit(image: Path, headers: Path) -> Kernel:
+    if not image.is_file():
+        raise TreeError(f"--kernel {image}: no such file; pass a bzImage/vmlinuz")
+    if not (headers / "Makefile").is_file() or not (headers / "vmlinux").is_file():
+        raise TreeError(f"--headers {headers}: needs a kbuild Makefile and a BTF vmlinux")
+    release_file = headers / "include/config/kernel.release"
+    if not release_file.is_file():
+        raise TreeError(f"--headers {headers}: no include/config/kernel.release; prepare it")
+    return Kernel(image=image, headers=headers, release=release_file.read_text().strip())
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """CONFIG_X=y lines and '# CONFIG_X is not set' lines, as {name: value or 'n'}."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if m := re.match(r"^(CONFIG_\w+)=(.*)$", line):
+            values[m[1]] = m[2]
+        elif m := re.match(r"^# (CONFIG_\w+) is not set", line):
+            values[m[1]] = "n"
+    return values
+
+
+def unmet(required: dict[str, str], actual: dict[str, str]) -> list[str]:
+    """Options of the fragment that the kernel's config does not set as required."""
+    problems = []
+    for name, want in required.items():
+        have = actual.get(name, "n")
+        if have != want:
+            problems.append(f"{name}={want} (kernel has {have})")
+    return problems
+
+
+def required_options() -> dict[str, str]:
+    return parse_config((CONFIG_DIR / CONFIG_FRAGMENT).read_text())
+
+
+def check_config(kernel: Kernel) -> list[str]:
+    """Unmet options, read from the headers' .config (empty when it cannot be read)."""
+    config = kernel.headers / ".config"
+    if not config.is_file():
+        return []
+    return unmet(required_options(), parse_config(config.read_text(errors="replace")))

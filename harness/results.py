@@ -1,0 +1,118 @@
+"""Pure parser for test_progs output.
+
+test_progs prints one result line per subtest (`#N/M test/sub:OK`) and per test
+(`#N test:OK`, `OK (SKIP: k/n)`, `SKIP`, `FAIL`), then, when something failed, repeats
+the failing tests' logs and result lines after "All error logs:", then `Summary: ...`.
+Results are counted once: lines after the repeat marker only add error text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+RESULT_RE = re.compile(
+    r"^#(?P<num>\d+)(?:/(?P<sub>\d+))?\s+(?P<name>.+?):(?P<res>OK|FAIL|SKIP)"
+    r"(?: \(SKIP: \d+/\d+\))?\s*$"
+)
+SUMMARY_RE = re.compile(
+    r"^Summary: (?P<passed>\d+)/(?P<sub_passed>\d+) PASSED, (?P<skipped>\d+) SKIPPED, "
+    r"(?P<failed>\d+) FAILED\s*$"
+)
+REPEAT_MARKER = "All error logs:"
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+_STATUS = {"OK": Status.PASS, "FAIL": Status.FAIL, "SKIP": Status.SKIP}
+
+
+@dataclass
+class Result:
+    """One test ("struct_ops_module") or subtest ("struct_ops_module/struct_ops_load")."""
+
+    name: str
+    number: str
+    status: Status
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def is_subtest(self) -> bool:
+        return "/" in self.number
+
+
+@dataclass(frozen=True)
+class Summary:
+    passed: int
+    subtests_passed: int
+    skipped: int
+    failed: int
+
+
+@dataclass
+class Parsed:
+    tests: list[Result]
+    subtests: list[Result]
+    summary: Summary | None
+    lines: int
+
+    @property
+    def complete(self) -> bool:
+        """True when test_progs reached its Summary line (it did not crash or hang)."""
+        return self.summary is not None
+
+    def failed(self) -> list[Result]:
+        return [r for r in self.tests + self.subtests if r.status is Status.FAIL]
+
+
+def _clean(line: str) -> str:
+    return line.rstrip("\r\n").replace("\r", "")
+
+
+def parse(lines: Iterable[str]) -> Parsed:
+    """Parse test_progs stdout into tests, subtests and the summary."""
+    results: dict[str, Result] = {}
+    pending: list[str] = []
+    repeating = False
+    summary: Summary | None = None
+    count = 0
+    for raw in lines:
+        count += 1
+        line = _clean(raw)
+        if line.strip() == REPEAT_MARKER:
+            repeating = True
+            pending = []
+            continue
+        if m := SUMMARY_RE.match(line):
+            summary = Summary(*(int(m[k]) for k in ("passed", "sub_passed", "skipped", "failed")))
+            continue
+        m = RESULT_RE.match(line)
+        if m is None:
+            pending.append(line)
+            continue
+        number = m["num"] + (f"/{m['sub']}" if m["sub"] else "")
+        _record(results, number, m["name"], _STATUS[m["res"]], pending, repeating)
+        pending = []
+    tests = [r for r in results.values() if not r.is_subtest]
+    subtests = [r for r in results.values() if r.is_subtest]
+    return Parsed(tests=tests, subtests=subtests, summary=summary, lines=count)
+
+
+def _record(
+    results: dict[str, Result], number: str, name: str, status: Status,
+    log: list[str], repeating: bool,
+) -> None:
+    known = results.get(number)
+    if known is None:
+        if not repeating:
+            results[number] = Result(name=name, number=number, status=status, log=list(log))
+        return
+    # The repeat after "All error logs:" carries the failing test's log again.
+    if not known.log:
+        known.log = [x for x in log if x.strip()]
