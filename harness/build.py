@@ -201,7 +201,7 @@ def render_makefile(m: MakeInputs, plan: Plan) -> str:
     parts += [_skeleton_rule(s) for s in plan.skeletons]
     parts.append(
         f"$(OUT)/%.test.o: $(SRC)/prog_tests/%.c $(OUT)/prog_tests/tests.h {skels}\n"
-        "\tcd $(OUT) && $(CC) -I. $(CFLAGS) -MMD -MF $@.d -c $< -o $@\n"
+        "\t$(CC) $(CFLAGS) -MMD -MF $@.d -c $< -o $@\n"
         "$(OUT)/%.o: $(SRC)/%.c $(OUT)/prog_tests/tests.h\n"
         "\t$(CC) $(CFLAGS) -MMD -MF $@.d -c $< -o $@\n"
         f"$(OUT)/test_progs: {test_objs} {extra_objs} $(LIBBPF_A)\n"

@@ -90,6 +90,8 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--clang", default="clang-19", help="clang for BPF programs")
     p.add_argument("--memory", default="2G")
     p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--append", action="append", default=[], metavar="ARG",
+                   help="extra guest kernel command-line argument (repeatable)")
     p.add_argument("-j", "--jobs", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print report.json to stdout")
 
@@ -119,7 +121,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         cache=(args.cache or default_cache()).resolve(),
         tree=args.tree, rev=args.rev, tests=args.tests,
         kernel=args.kernel, headers=args.headers, jobs=jobs,
-        vm=VmSpec(accel=args.accel, memory=args.memory, cpus=args.cpus),
+        vm=VmSpec(accel=args.accel, memory=args.memory, cpus=args.cpus,
+                  kernel_args=tuple(args.append)),
         toolchain=Toolchain(clang=args.clang),
     )
 
@@ -139,8 +142,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     report.write(rep)
     if args.json:
         print(json.dumps(rep.as_dict(), indent=2))
-    if outcome.error is not None:
-        print(f"harness: error: {outcome.error.line()}", file=sys.stderr)
     print(report.summary(rep), file=sys.stderr)
     return rep.exit_code
 

@@ -50,6 +50,7 @@ class VmSpec:
     accel: str | None = None  # None: HARNESS_ACCEL, else TCG
     memory: str = "2G"
     cpus: int = 2
+    kernel_args: tuple[str, ...] = ()  # appended to the guest kernel command line
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ class Stages:
             stage.seconds = round(time.monotonic() - start, 3)
             self.done.append(stage)
             self.progress(f"[{time.monotonic() - self.started:6.1f}s] {name} {stage.status} "
-                          f"({stage.seconds:.1f}s){' ' + stage.detail if stage.detail else ''}")
+                          f"({stage.seconds:.1f}s)")
 
 
 @dataclass

@@ -53,7 +53,6 @@ def choose_accel(requested: str | None, env: Mapping[str, str], kvm_present: boo
 
 def qemu_argv(
     qemu: str, spec: VmSpec, accel: Accel, kernel: Path, initrd: Path, run_dir: Path,
-    extra_args: tuple[str, ...] = (),
 ) -> list[str]:
     """The full QEMU command line (pure: compared as a list in tests)."""
     argv = [qemu, "-accel", accel.name]
@@ -63,7 +62,7 @@ def qemu_argv(
         "-m", spec.memory, "-smp", str(spec.cpus),
         "-nodefaults", "-display", "none", "-no-reboot",
         "-kernel", str(kernel), "-initrd", str(initrd),
-        "-append", " ".join((*KERNEL_ARGS, *extra_args)),
+        "-append", " ".join((*KERNEL_ARGS, *spec.kernel_args)),
         "-serial", "stdio",
     ]
     for name in CHANNELS:

@@ -13,7 +13,16 @@ mount -t debugfs debugfs /sys/kernel/debug
 mount -t tracefs tracefs /sys/kernel/tracing
 echo "HARNESS: booted $(uname -r)"
 cd /root/test
-./test_progs -t @TESTS@ >/dev/ttyS1 2>&1
+# Fault injection for the harness's own tests: harness.kill_test_progs=SECONDS sends
+# SIGSEGV to test_progs after that many seconds (a crash mid-run).
+kill_after=$(sed -n 's/.*harness\.kill_test_progs=\([0-9.]*\).*/\1/p' /proc/cmdline)
+./test_progs -t @TESTS@ >/dev/ttyS1 2>&1 &
+pid=$!
+if [ -n "$kill_after" ]; then
+	sleep "$kill_after"
+	kill -SEGV "$pid" 2>/dev/null
+fi
+wait "$pid"
 rc=$?
 echo "HARNESS: test_progs exited $rc"
 dmesg >/dev/ttyS2

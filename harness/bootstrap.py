@@ -1,0 +1,118 @@
+"""Set up a fresh Debian 12 machine, then run the gate or the test suite.
+
+    python3 -m harness.bootstrap run [harness run options]   # README command 1
+    python3 -m harness.bootstrap test [tox options]          # README command 2
+
+Installs the Debian packages (the kernel image and headers matching the installed
+linux-source-6.12, derived from its version), creates .venv with the project installed,
+then hands over to `harness run` or `tox`.  Standard library only: it runs before any
+dependency exists.  Safe to re-run: installed packages and an existing venv are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness import proc
+from harness.errors import HarnessError
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+LOGS = ROOT / "harness-runs" / "bootstrap"
+SOURCE = "linux-source-6.12"
+PACKAGES = (
+    "qemu-system-x86", "busybox-static", "clang-19", "llvm-19", "lld-19", "pahole",
+    "gcc", "make", "git", "cpio", "libelf-dev", "zlib1g-dev", "flex", "bison", "bc",
+    "libssl-dev", "xz-utils", SOURCE,
+)
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+
+
+def kernel_packages(source_version: str, flavour: str = "cloud-amd64") -> list[str]:
+    """Image and headers matching a linux-source version.
+
+    '6.12.117-1~deb12u1' → linux-image-6.12.117+deb12-cloud-amd64 (+ headers): Debian
+    names the kernel ABI '<upstream>+deb<release>'.
+    """
+    m = re.match(r"^(\d+\.\d+\.\d+)-[^~]*~(deb\d+)", source_version)
+    if m is None:
+        raise HarnessError(f"cannot derive a kernel ABI from {SOURCE} {source_version}")
+    release = f"{m[1]}+{m[2]}-{flavour}"
+    return [f"linux-image-{release}", f"linux-headers-{release}"]
+
+
+def _log(name: str) -> Path:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    return LOGS / f"{name}.log"
+
+
+def _missing(packages: Sequence[str]) -> list[str]:
+    missing = []
+    for pkg in packages:
+        try:
+            status = proc.capture(["dpkg-query", "-W", "-f=${Status}", pkg])
+        except proc.ProcError:
+            status = ""
+        if "install ok installed" not in status:
+            missing.append(pkg)
+    return missing
+
+
+def _apt_install(packages: Sequence[str], updated: list[bool]) -> None:
+    missing = _missing(packages)
+    if not missing:
+        return
+    if not updated:
+        proc.run(["apt-get", "update", "-q"], log=_log("apt-update"), timeout=600, env=APT_ENV)
+        updated.append(True)
+    print(f"bootstrap: installing {' '.join(missing)}", file=sys.stderr, flush=True)
+    proc.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+             log=_log("apt-install"), timeout=1800, env=APT_ENV)
+
+
+def install_system() -> None:
+    if os.geteuid() != 0:
+        raise HarnessError("bootstrap installs Debian packages: run it as root")
+    updated: list[bool] = []
+    _apt_install(PACKAGES, updated)
+    version = proc.capture(["dpkg-query", "-W", "-f=${Version}", SOURCE]).strip()
+    _apt_install(kernel_packages(version), updated)
+    try:
+        import ensurepip  # noqa: F401, PLC0415  (Debian splits it into python3-venv)
+    except ImportError:
+        _apt_install(["python3-venv"], updated)
+
+
+def install_venv() -> None:
+    python = VENV / "bin/python"
+    if not python.exists():
+        proc.run([sys.executable, "-m", "venv", str(VENV)], log=_log("venv"), timeout=300)
+    proc.run([str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]", "tox"],
+             log=_log("pip"), timeout=1200)
+
+
+def main(argv: Sequence[str]) -> int:
+    if not argv or argv[0] not in ("run", "test", "setup"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        install_system()
+        install_venv()
+    except HarnessError as exc:
+        print(f"bootstrap: error: {exc.line()}", file=sys.stderr)
+        return 4
+    os.environ.setdefault("HARNESS_ACCEL", "tcg")
+    if argv[0] == "run":
+        os.execv(VENV / "bin/harness", ["harness", "run", *argv[1:]])
+    if argv[0] == "test":
+        os.chdir(ROOT)
+        os.execv(VENV / "bin/tox", ["tox", *argv[1:]])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
