@@ -12,9 +12,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, TextIO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TextIO
 
 from harness.errors import HarnessError, HarnessTimeout
 
@@ -152,7 +152,8 @@ def stream(
         thread = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
         thread.start()
         try:
-            _pump(lines, out, on_line, watchdog, start, timeout, argv, log)
+            _pump(lines, out, on_line=on_line, watchdog=watchdog, start=start,
+                  timeout=timeout, argv=argv, log=log)
         except BaseException:
             _kill(proc)
             raise
@@ -162,6 +163,7 @@ def stream(
 def _pump(
     lines: queue.Queue[str | None],
     out: TextIO,
+    *,
     on_line: Callable[[str], None],
     watchdog: Callable[[float], None] | None,
     start: float,

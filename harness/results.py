@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 RESULT_RE = re.compile(
     r"^#(?P<num>\d+)(?:/(?P<sub>\d+))?\s+(?P<name>.+?):(?P<res>OK|FAIL|SKIP)"
@@ -24,7 +24,7 @@ SUMMARY_RE = re.compile(
 REPEAT_MARKER = "All error logs:"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     SKIP = "skip"
@@ -97,7 +97,8 @@ def parse(lines: Iterable[str]) -> Parsed:
             pending.append(line)
             continue
         number = m["num"] + (f"/{m['sub']}" if m["sub"] else "")
-        _record(results, number, m["name"], _STATUS[m["res"]], pending, repeating)
+        _record(results, number, name=m["name"], status=_STATUS[m["res"]], log=pending,
+                repeating=repeating)
         pending = []
     tests = [r for r in results.values() if not r.is_subtest]
     subtests = [r for r in results.values() if r.is_subtest]
@@ -105,7 +106,7 @@ def parse(lines: Iterable[str]) -> Parsed:
 
 
 def _record(
-    results: dict[str, Result], number: str, name: str, status: Status,
+    results: dict[str, Result], number: str, *, name: str, status: Status,
     log: list[str], repeating: bool,
 ) -> None:
     known = results.get(number)

@@ -117,8 +117,8 @@ def _build(cfg: RunConfig, st: Stages, rep: Report) -> Built:
 
 
 def _boot(cfg: RunConfig, st: Stages, rep: Report, built: Built, accel: vm.Accel) -> None:
-    argv = vm.qemu_argv(cfg.toolchain.qemu, cfg.vm, accel, built.kernel.image,
-                        cfg.out / "initramfs.cpio.gz", cfg.out)
+    argv = vm.qemu_argv(cfg.toolchain.qemu, cfg.vm, accel, kernel=built.kernel.image,
+                        initrd=cfg.out / "initramfs.cpio.gz", run_dir=cfg.out)
     rep.context["qemu"] = shlex.join(argv)
     with st.step("boot+run", "console.log"):
         out = vm.boot(argv, cfg.out, cfg.timeouts.boot, cfg.timeouts.run)

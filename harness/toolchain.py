@@ -36,7 +36,8 @@ def needs(tc: Toolchain) -> list[Need]:
 
 
 def _hint(package: str) -> str:
-    return f"install the Debian package {package} (apt-get install {package}) or run the README's setup command"
+    return (f"install the Debian package {package} (apt-get install {package}) "
+            f"or run the README's setup command")
 
 
 def is_static(path: Path) -> bool:

@@ -52,7 +52,7 @@ def choose_accel(requested: str | None, env: Mapping[str, str], kvm_present: boo
 
 
 def qemu_argv(
-    qemu: str, spec: VmSpec, accel: Accel, kernel: Path, initrd: Path, run_dir: Path,
+    qemu: str, spec: VmSpec, accel: Accel, *, kernel: Path, initrd: Path, run_dir: Path,
 ) -> list[str]:
     """The full QEMU command line (pure: compared as a list in tests)."""
     argv = [qemu, "-accel", accel.name]

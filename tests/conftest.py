@@ -1,0 +1,37 @@
+"""Shared fixtures: captured logs, and the real default tree for integration tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _tcg_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never let a test start QEMU with KVM on these machines."""
+    monkeypatch.setenv("HARNESS_ACCEL", "tcg")
+
+
+def data(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+@pytest.fixture(scope="session")
+def cache() -> Path:
+    """The harness cache the integration tests share (trees and builds are reused)."""
+    from harness.config import default_cache  # noqa: PLC0415
+
+    os.environ.setdefault("HARNESS_ACCEL", "tcg")
+    return default_cache()
+
+
+@pytest.fixture(scope="session")
+def default_tree(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Debian's linux-source as the harness's cached git repository (imported if needed)."""
+    from harness import tree  # noqa: PLC0415
+
+    return tree.default_tree(cache, tmp_path_factory.mktemp("import-logs")).path

@@ -1,0 +1,66 @@
+"""Pure pieces of the targeted build: flags, tests.h and the generated Makefile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import build, discover
+from harness.config import Toolchain
+
+CLANG_V = """\
+clang version 19.1.7
+#include "..." search starts here:
+#include <...> search starts here:
+ /usr/lib/llvm-19/lib/clang/19/include
+ /usr/include
+End of search list.
+"""
+
+
+def _plan() -> discover.Plan:
+    source = '#include "a.skel.h"\n#include "b.lskel.h"\nvoid test_t(void) {}\n"r.bpf.o"\n'
+    t = discover.parse_test_file("test_t", source, {})
+    return discover.Plan(tests=(t,), extra_sources=("test_progs.c", "helpers.c"),
+                         prog_cflags={"a": "-fno-inline"})
+
+
+def _inputs() -> build.MakeInputs:
+    tools = build.Tools(Path("/b/bpftool"), Path("/b/libbpf.a"), Path("/b/inc"))
+    return build.MakeInputs(tree=Path("/t"), out=Path("/o"), tools=tools,
+                            vmlinux=Path("/h/vmlinux"), toolchain=Toolchain(), arch="x86",
+                            sys_includes=("-idirafter", "/usr/include"))
+
+
+def test_sys_includes() -> None:
+    assert build.sys_includes(CLANG_V) == [
+        "-idirafter", "/usr/lib/llvm-19/lib/clang/19/include", "-idirafter", "/usr/include"]
+    assert build.sys_includes("no list") == []
+
+
+def test_tests_header_sorted() -> None:
+    plan = _plan()
+    assert build.tests_header(plan).splitlines()[1:] == ["DEFINE_TEST(t)"]
+
+
+def test_makefile_builds_only_the_plan() -> None:
+    text = build.render_makefile(_inputs(), _plan())
+    assert "$(OUT)/a.bpf.o: $(SRC)/progs/a.c" in text
+    assert "$(OUT)/r.bpf.o: $(SRC)/progs/r.c" in text
+    assert "-fno-inline -MMD" in text
+    assert "gen skeleton -L $(OUT)/b.lskel.linked.o name b_lskel" in text
+    assert "gen skeleton $(OUT)/a.skel.linked.o name a " in text
+    assert "$(OUT)/test_progs: $(OUT)/test_t.test.o $(OUT)/test_progs.o $(OUT)/helpers.o" in text
+    assert "all: $(OUT)/test_progs $(OUT)/r.bpf.o" in text
+    # Generated headers are searched before the tree, so stale in-tree ones are never used.
+    assert text.index("-I$(OUT) -I$(SRC)") > 0
+    assert text.count(".bpf.o: $(SRC)/progs/") == 3
+
+
+def test_write_if_changed_keeps_mtime(tmp_path: Path) -> None:
+    f = tmp_path / "x" / "tests.h"
+    build.write_if_changed(f, "a")
+    before = f.stat().st_mtime_ns
+    build.write_if_changed(f, "a")
+    assert f.stat().st_mtime_ns == before
+    build.write_if_changed(f, "b")
+    assert f.read_text() == "b"

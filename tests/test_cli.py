@@ -1,0 +1,105 @@
+"""Bad input: one clear line and a distinct exit code each (cli.main is called in-process)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.errors import ParseError
+
+
+def _run(args: list[str], out: Path) -> int:
+    return cli.main(["run", "--out", str(out), *args])
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("ERROR:")]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_distinct_exit_codes() -> None:
+    codes = [code for kind, code in cli.ERROR_CODES if kind is not ParseError]
+    assert len(codes) == len(set(codes))
+    assert cli.EXIT_PASS == 0 and cli.EXIT_TEST_FAILURE == 1
+    assert {0, 1}.isdisjoint(codes)
+
+
+def test_not_a_kernel_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "file.txt").write_text("x")
+    assert _run(["--tree", str(junk)], tmp_path / "run") == cli.EXIT_BAD_TREE
+    line = _error_line(capsys)
+    assert str(junk) in line and "not a Linux kernel tree" in line
+    report = json.loads((tmp_path / "run/report.json").read_text())
+    assert report["verdict"] == "error" and report["exit_code"] == cli.EXIT_BAD_TREE
+    assert (tmp_path / "run/junit.xml").is_file()
+
+
+def test_missing_clang(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["--clang", "clang-404"], tmp_path / "run") == cli.EXIT_MISSING_TOOL
+    assert "clang-404 not found on PATH: install the Debian package clang-404" in (
+        _error_line(capsys))
+
+
+def test_missing_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A PATH holding every tool but QEMU: the message names the Debian package."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("make", "gcc", "clang-19", "llvm-strip-19", "pahole", "ldd", "tar"):
+        for d in os.environ["PATH"].split(os.pathsep):
+            if (Path(d) / tool).is_file():
+                (bin_dir / tool).symlink_to(Path(d) / tool)
+                break
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert _run([], tmp_path / "run") == cli.EXIT_MISSING_TOOL
+    line = _error_line(capsys)
+    assert "qemu-system-x86_64 not found" in line
+    assert "Debian package qemu-system-x86 " in line
+
+
+def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "--accel", "xen"])
+    assert exc.value.code == cli.EXIT_USAGE
+    assert cli.main(["parse", str(tmp_path / "absent.log")]) == cli.EXIT_USAGE
+    assert "absent.log: cannot read" in capsys.readouterr().err
+
+
+def test_parse_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    data = Path(__file__).parent / "data"
+    assert cli.main(["parse", str(data / "test_progs-pass.log")]) == cli.EXIT_PASS
+    code = cli.main(["parse", str(data / "test_progs-subtest-fail.log"), "--exit-status", "1"])
+    assert code == cli.EXIT_TEST_FAILURE
+    assert "fail struct_ops_module/struct_ops_load" in capsys.readouterr().out
+
+
+@pytest.mark.build
+def test_tests_matching_nothing(default_tree: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["--tests", "struct_ops_modul"], tmp_path / "run") == cli.EXIT_NO_TESTS
+    line = _error_line(capsys)
+    assert "'struct_ops_modul' matches no file or test" in line
+    assert "did you mean" in line
+
+
+@pytest.mark.build
+def test_tree_without_matching_kernel(default_tree: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A tree whose version has no installed kernel stops before building."""
+    import git  # noqa: PLC0415
+
+    clone = git.Repo.clone_from(str(default_tree), str(tmp_path / "t"), shared=True)
+    mk = Path(clone.working_dir) / "Makefile"
+    mk.write_text(mk.read_text().replace("SUBLEVEL = ", "SUBLEVEL = 9", 1))
+    clone.git.commit("-qam", "bump", env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                                         "GIT_COMMITTER_NAME": "t",
+                                         "GIT_COMMITTER_EMAIL": "t@t"})
+    assert _run(["--tree", str(clone.working_dir)], tmp_path / "run") == cli.EXIT_BAD_TREE
+    assert "no installed kernel matches it" in _error_line(capsys)

@@ -1,0 +1,83 @@
+"""Skeleton/object discovery for prog_tests: pure functions, then the real 6.12 tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import discover
+from harness.errors import BuildError, SelectionError
+
+TEST_SOURCE = """\
+#include <test_progs.h>
+#include "struct_ops_module.skel.h"
+#include "linked_funcs.skel.h"
+#include "fentry_test.lskel.h"
+#include "test_subskeleton_lib.subskel.h"
+static void helper(void) { bpf_object__open_file("test_pinning.bpf.o", NULL); }
+void test_alpha(void) {}
+void serial_test_beta(void)
+{
+}
+static void test_not_an_entry(void) {}
+"""
+
+MAKEFILE = """\
+linked_funcs.skel.h-deps := linked_funcs1.bpf.o linked_funcs2.bpf.o
+test_subskeleton_lib.skel.h-deps := test_subskeleton_lib2.bpf.o test_subskeleton_lib.bpf.o
+progs/syscall.c-CFLAGS := -fno-strict-aliasing
+TRUNNER_EXTRA_SOURCES := test_progs.c \\
+    cgroup_helpers.c \\
+    flow_dissector_load.h
+TRUNNER_EXTRA_SOURCES := other.c
+"""
+
+
+def test_functions_as_tests_h_lists_them() -> None:
+    assert discover.test_functions(TEST_SOURCE) == ("alpha", "beta")
+
+
+def test_skeletons_with_linked_deps() -> None:
+    skels = discover.skeletons(TEST_SOURCE, discover.linked_deps(MAKEFILE))
+    assert [(s.header, s.objects) for s in skels] == [
+        ("struct_ops_module.skel.h", ("struct_ops_module",)),
+        ("linked_funcs.skel.h", ("linked_funcs1", "linked_funcs2")),
+        ("fentry_test.lskel.h", ("fentry_test",)),
+        ("test_subskeleton_lib.subskel.h", ("test_subskeleton_lib2", "test_subskeleton_lib")),
+    ]
+
+
+def test_runtime_objects() -> None:
+    assert discover.runtime_objects(TEST_SOURCE) == ("test_pinning.bpf.o",)
+
+
+def test_makefile_extras() -> None:
+    assert discover.extra_sources(MAKEFILE) == ("test_progs.c", "cgroup_helpers.c")
+    assert discover.prog_cflags(MAKEFILE) == {"syscall": "-fno-strict-aliasing"}
+
+
+def test_resolve_names_by_stem_or_function() -> None:
+    available = {"test_struct_ops_module": ("struct_ops_module",), "foo": ("foo", "bar")}
+    assert discover.resolve_names(("struct_ops_module", "foo.c", "bar"), available) == [
+        "test_struct_ops_module", "foo"]
+    with pytest.raises(SelectionError, match="did you mean test_struct_ops_module"):
+        discover.resolve_names(("test_struct_ops_modul",), available)
+
+
+@pytest.mark.build
+def test_plan_for_struct_ops_module_on_real_tree(default_tree: Path) -> None:
+    plan = discover.load_plan(default_tree, ("test_struct_ops_module",))
+    assert plan.functions == ("struct_ops_module",)
+    # The five skeletons 6.12.117's test includes, found from the source.
+    assert plan.bpf_objects == (
+        "struct_ops_detach", "struct_ops_forgotten_cb", "struct_ops_module",
+        "struct_ops_nulled_out_cb", "unsupported_ops")
+    assert "test_loader.c" in plan.extra_sources and "test_progs.c" in plan.extra_sources
+
+
+@pytest.mark.build
+def test_backport_with_missing_program_is_named(default_tree: Path) -> None:
+    # 6.12.117's prog_tests/bpf_attr_size.c includes a skeleton whose program is absent.
+    with pytest.raises(BuildError, match=r"bpf_attr_size\.c includes .*progs/.*\.c is not"):
+        discover.load_plan(default_tree, ("bpf_attr_size",))

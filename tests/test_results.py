@@ -1,0 +1,96 @@
+"""test_progs output parser, against logs captured from real runs (tests/data/README.md)."""
+
+from __future__ import annotations
+
+from conftest import data
+
+from harness.report import judge
+from harness.results import Status, parse
+
+SUBTESTS_6_12 = [
+    "struct_ops_module/struct_ops_load",
+    "struct_ops_module/struct_ops_not_zeroed",
+    "struct_ops_module/struct_ops_incompatible",
+    "struct_ops_module/struct_ops_null_out_cb",
+    "struct_ops_module/struct_ops_forgotten_cb",
+    "struct_ops_module/test_detach_link",
+    "struct_ops_module/unsupported_ops",
+]
+
+
+def test_all_pass() -> None:
+    parsed = parse(data("test_progs-pass.log").splitlines())
+    assert [s.name for s in parsed.subtests] == SUBTESTS_6_12
+    assert all(s.status is Status.PASS for s in parsed.subtests)
+    assert [(t.name, t.status) for t in parsed.tests] == [("struct_ops_module", Status.PASS)]
+    assert parsed.summary is not None and parsed.summary.subtests_passed == 7
+    verdict, subtests = judge(parsed, 0)
+    assert verdict.verdict == "pass" and len(subtests) == 7
+
+
+def test_subtest_failure_counted_once_with_its_log() -> None:
+    parsed = parse(data("test_progs-subtest-fail.log").splitlines())
+    # The failing subtest is printed again after "All error logs:": count it once.
+    assert len(parsed.subtests) == 7
+    failed = [s for s in parsed.subtests if s.status is Status.FAIL]
+    assert [s.name for s in failed] == ["struct_ops_module/struct_ops_load"]
+    assert any("test_2_result" in line for line in failed[0].log)
+    assert parsed.summary is not None and parsed.summary.failed == 1
+    verdict, _ = judge(parsed, 1)
+    assert verdict.verdict == "fail"
+    assert "struct_ops_module/struct_ops_load" in verdict.reason
+
+
+def test_crash_mid_run_is_a_failure_not_a_pass() -> None:
+    parsed = parse(data("test_progs-crash-sigsegv.log").splitlines())
+    assert not parsed.complete
+    verdict, subtests = judge(parsed, 139)
+    assert verdict.verdict == "fail"
+    assert "139" in verdict.reason
+    assert subtests[-1].name == "test_progs/incomplete"
+    assert subtests[-1].status is Status.FAIL
+
+
+def test_signal_caught_but_run_completed() -> None:
+    parsed = parse(data("test_progs-signal-survived.log").splitlines())
+    assert parsed.complete and len(parsed.subtests) == 7
+    assert judge(parsed, 0)[0].verdict == "pass"
+
+
+def test_no_output() -> None:
+    parsed = parse(data("test_progs-empty.log").splitlines())
+    assert parsed.tests == [] and parsed.subtests == [] and not parsed.complete
+    verdict, subtests = judge(parsed, 0)
+    assert verdict.verdict == "fail"
+    assert [s.name for s in subtests] == ["test_progs/incomplete"]
+
+
+def test_nothing_matched_exit_2_is_an_error() -> None:
+    parsed = parse(["Summary: 0/0 PASSED, 0 SKIPPED, 0 FAILED"])
+    assert judge(parsed, 2)[0].verdict == "error"
+
+
+def test_nonzero_exit_without_fail_line_still_fails() -> None:
+    parsed = parse(data("test_progs-pass.log").splitlines())
+    verdict, subtests = judge(parsed, 3)
+    assert verdict.verdict == "fail"
+    assert subtests[-1].name == "test_progs/exit"
+
+
+def test_skip_variants_and_names_with_colons() -> None:
+    lines = [
+        "#12/1   verifier_x/a test: with colon:SKIP",
+        "#12/2   verifier_x/b:OK",
+        "#12     verifier_x:OK (SKIP: 1/2)",
+        "#13     plain_test:SKIP\r",
+        "Summary: 2/1 PASSED, 2 SKIPPED, 0 FAILED",
+    ]
+    parsed = parse(lines)
+    assert [(s.name, s.status) for s in parsed.subtests] == [
+        ("verifier_x/a test: with colon", Status.SKIP), ("verifier_x/b", Status.PASS)]
+    assert [(t.name, t.status) for t in parsed.tests] == [
+        ("verifier_x", Status.PASS), ("plain_test", Status.SKIP)]
+    verdict, subtests = judge(parsed, 0)
+    # A test without subtests is reported as its own entry.
+    assert [s.name for s in subtests][-1] == "plain_test"
+    assert verdict.verdict == "pass"

@@ -1,0 +1,83 @@
+"""Kernel tree identification, and the promise never to write to the user's tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import git
+import pytest
+
+from harness import tree
+from harness.errors import TreeError
+
+MAKEFILE = "# SPDX\nVERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 117\nEXTRAVERSION =\nNAME = Baby\n"
+
+
+def test_parse_version() -> None:
+    assert tree.parse_version(MAKEFILE) == "6.12.117"
+    assert tree.parse_version(MAKEFILE.replace("EXTRAVERSION =", "EXTRAVERSION = -rc5")) == (
+        "6.12.117-rc5")
+    with pytest.raises(ValueError):
+        tree.parse_version("all:\n")
+
+
+def test_not_a_kernel_tree(tmp_path: Path) -> None:
+    (tmp_path / "README").write_text("hello")
+    with pytest.raises(TreeError, match=r"not a Linux kernel tree .*missing Makefile"):
+        tree.check_kernel_tree(tmp_path)
+    with pytest.raises(TreeError, match="no such directory"):
+        tree.check_kernel_tree(tmp_path / "absent")
+
+
+def _fake_kernel_repo(path: Path) -> git.Repo:
+    for marker in ("kernel/bpf", "tools/testing/selftests/bpf/prog_tests"):
+        (path / marker).mkdir(parents=True)
+        (path / marker / "x.c").write_text("/* */\n")
+    (path / "Makefile").write_text(MAKEFILE)
+    repo = git.Repo.init(path)
+    repo.git.add("-A")
+    repo.git.commit("-qm", "base", env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                                         "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+    return repo
+
+
+def test_user_tree_is_cloned_and_never_written(tmp_path: Path) -> None:
+    user = tmp_path / "linux"
+    user.mkdir()
+    repo = _fake_kernel_repo(user)
+    (user / "Makefile").write_text(MAKEFILE + "# local edit\n")
+    before = (repo.head.commit.hexsha, repo.git.status("--porcelain"), sorted(
+        p.name for p in (user / ".git").iterdir()))
+    t = tree.user_tree(user, "HEAD", tmp_path / "cache")
+    assert t.path != user and t.path.is_relative_to(tmp_path / "cache")
+    assert t.commit == repo.head.commit.hexsha and t.version == "6.12.117"
+    assert t.warning is not None and "uncommitted" in t.warning
+    # The owned checkout has the commit, not the user's uncommitted edit.
+    assert "# local edit" not in (t.path / "Makefile").read_text()
+    after = (repo.head.commit.hexsha, repo.git.status("--porcelain"), sorted(
+        p.name for p in (user / ".git").iterdir()))
+    assert after == before
+
+
+def test_user_tree_bad_rev_and_not_git(tmp_path: Path) -> None:
+    user = tmp_path / "linux"
+    user.mkdir()
+    _fake_kernel_repo(user)
+    with pytest.raises(TreeError, match="--rev nope"):
+        tree.user_tree(user, "nope", tmp_path / "cache")
+    plain = tmp_path / "plain"
+    (plain / "kernel/bpf").mkdir(parents=True)
+    (plain / "tools/testing/selftests/bpf/prog_tests").mkdir(parents=True)
+    (plain / "Makefile").write_text(MAKEFILE)
+    with pytest.raises(TreeError, match="not a git repository"):
+        tree.user_tree(plain, "HEAD", tmp_path / "cache")
+
+
+@pytest.mark.build
+def test_default_tree_is_one_labelled_commit(default_tree: Path) -> None:
+    repo = git.Repo(default_tree)
+    commits = list(repo.iter_commits())
+    assert len(commits) == 1
+    assert str(commits[0].message).startswith("Debian linux-source-6.12 ")
+    assert tree.check_kernel_tree(default_tree).startswith("6.12.")
+    assert repo.git.status("--porcelain") == ""

@@ -1,0 +1,74 @@
+"""QEMU argv construction, accelerator choice, and reading the guest's channels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import data
+
+from harness.config import VmSpec
+from harness.errors import UsageError
+from harness.vm import Accel, Console, choose_accel, qemu_argv, read_status
+
+PATHS = {"kernel": Path("/boot/vmlinuz-x"), "initrd": Path("/r/initramfs.cpio.gz"),
+         "run_dir": Path("/r")}
+
+
+def test_tcg_argv() -> None:
+    argv = qemu_argv("qemu-system-x86_64", VmSpec(), Accel("tcg", "default"), **PATHS)
+    assert argv == [
+        "qemu-system-x86_64", "-accel", "tcg", "-m", "2G", "-smp", "2",
+        "-nodefaults", "-display", "none", "-no-reboot",
+        "-kernel", "/boot/vmlinuz-x", "-initrd", "/r/initramfs.cpio.gz",
+        "-append", "console=ttyS0 panic=-1 oops=panic quiet rdinit=/init",
+        "-serial", "stdio",
+        "-serial", "file:/r/test_progs.log", "-serial", "file:/r/dmesg.log",
+        "-serial", "file:/r/status",
+    ]
+
+
+def test_kvm_argv_and_extra_kernel_args() -> None:
+    spec = VmSpec(memory="4G", cpus=4, kernel_args=("harness.kill_test_progs=1",))
+    argv = qemu_argv("qemu", spec, Accel("kvm", "requested"), **PATHS)
+    assert argv[1:5] == ["-accel", "kvm", "-cpu", "host"]
+    assert argv[argv.index("-m") + 1] == "4G" and argv[argv.index("-smp") + 1] == "4"
+    assert argv[argv.index("-append") + 1].endswith("rdinit=/init harness.kill_test_progs=1")
+
+
+def test_env_tcg_overrides_kvm_request() -> None:
+    accel = choose_accel("kvm", {"HARNESS_ACCEL": "tcg"}, kvm_present=True)
+    assert accel.name == "tcg" and "overrides --accel kvm" in accel.note
+
+
+def test_default_is_tcg_even_with_kvm_present() -> None:
+    assert choose_accel(None, {}, kvm_present=True).name == "tcg"
+
+
+def test_kvm_only_when_asked_and_present() -> None:
+    assert choose_accel("kvm", {}, kvm_present=True).name == "kvm"
+    with pytest.raises(UsageError, match="/dev/kvm"):
+        choose_accel("kvm", {}, kvm_present=False)
+
+
+def test_bad_env_accel() -> None:
+    with pytest.raises(UsageError, match="HARNESS_ACCEL=xen"):
+        choose_accel(None, {"HARNESS_ACCEL": "xen"}, kvm_present=False)
+
+
+def test_status_channel() -> None:
+    assert read_status(data("status-pass")) == 0
+    assert read_status("HARNESS-EXIT 139\n") == 139
+    assert read_status("") is None
+
+
+def test_console_boot_marker_and_panic() -> None:
+    ok = Console()
+    for line in data("console-pass.log").splitlines():
+        ok.feed(line)
+    assert ok.booted_at is not None and ok.panic is None
+    bad = Console()
+    for line in data("console-panic-no-init.log").splitlines():
+        bad.feed(line)
+    assert bad.booted_at is None
+    assert bad.panic is not None and "Unable to mount root fs" in bad.panic
