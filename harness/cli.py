@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +33,7 @@ ERROR_CODES: tuple[tuple[type[errors.HarnessError], int], ...] = (
     (errors.SelectionError, EXIT_NO_TESTS),
     (errors.BuildError, EXIT_BUILD),
     (errors.BootError, EXIT_BOOT),
+    (errors.InternalError, EXIT_INTERNAL),
 )
 
 EXIT_CODES_HELP = f"""exit codes:
@@ -94,6 +94,9 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="extra guest kernel command-line argument (repeatable)")
     p.add_argument("-j", "--jobs", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print report.json to stdout")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve tree, kernel and tests; print the plan and QEMU command; "
+                        "build and boot nothing")
 
 
 def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -123,7 +126,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         kernel=args.kernel, headers=args.headers, jobs=jobs,
         vm=VmSpec(accel=args.accel, memory=args.memory, cpus=args.cpus,
                   kernel_args=tuple(args.append)),
-        toolchain=Toolchain(clang=args.clang),
+        toolchain=Toolchain(clang=args.clang), dry_run=args.dry_run,
     )
 
 
@@ -131,10 +134,16 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+DRY_RUN_KEYS = ("tree", "kernel", "accelerator", "tests", "qemu")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     outcome = run.execute(cfg, _progress)
     rep = outcome.report
+    if cfg.dry_run and outcome.error is None:
+        print(json.dumps({k: rep.context.get(k) for k in DRY_RUN_KEYS}, indent=2))
+        return EXIT_PASS
     if outcome.error is not None:
         rep.exit_code = code_for(outcome.error)
     else:
@@ -168,11 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.HarnessError as exc:
         print(f"harness: error: {exc.line()}", file=sys.stderr)
         return code_for(exc)
-    except Exception:  # a bug: keep the traceback, print one line
-        dump = Path("harness-traceback.txt").resolve()
-        dump.write_text(traceback.format_exc())
-        print(f"harness: internal error; traceback in {dump}", file=sys.stderr)
-        return EXIT_INTERNAL
 
 
 def main_entry() -> None:

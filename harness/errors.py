@@ -50,3 +50,7 @@ class HarnessTimeout(HarnessError):
 
 class ParseError(HarnessError):
     """A saved log could not be read."""
+
+
+class InternalError(HarnessError):
+    """A bug in harness itself; the traceback is in the log."""

@@ -11,6 +11,7 @@ import os
 import platform
 import shlex
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import harness
 from harness import build, discover, initramfs, kernel, results, toolchain, tree, vm
 from harness.config import RunConfig
-from harness.errors import HarnessError, TreeError
+from harness.errors import HarnessError, InternalError, TreeError
 from harness.report import Report, Stage, judge
 
 Progress = Callable[[str], None]
@@ -75,12 +76,15 @@ def _select_kernel(cfg: RunConfig, version: str) -> kernel.Kernel:
 
 
 @dataclass(frozen=True)
-class Built:
-    payload: initramfs.Payload
+class Resolved:
+    """What a run is about, before anything is built."""
+
+    tree: tree.Tree
     kernel: kernel.Kernel
+    plan: discover.Plan
 
 
-def _build(cfg: RunConfig, st: Stages, rep: Report) -> Built:
+def _resolve(cfg: RunConfig, st: Stages, rep: Report) -> Resolved:
     with st.step("tree"):
         t = _select_tree(cfg)
         rep.context["tree"] = t.as_dict()
@@ -97,6 +101,11 @@ def _build(cfg: RunConfig, st: Stages, rep: Report) -> Built:
         rep.context["tests"] = {"files": [x.stem for x in plan.tests],
                                 "functions": list(plan.functions),
                                 "bpf_objects": list(plan.bpf_objects)}
+    return Resolved(tree=t, kernel=k, plan=plan)
+
+
+def _build(cfg: RunConfig, st: Stages, rep: Report, res: Resolved) -> initramfs.Payload:
+    t, k, plan = res.tree, res.kernel, res.plan
     ctx = build.BuildContext(tree=t.path, build_dir=cfg.cache / "build" / t.key,
                              log_dir=cfg.out, toolchain=cfg.toolchain, jobs=cfg.jobs,
                              timeout=cfg.timeouts.build)
@@ -113,13 +122,15 @@ def _build(cfg: RunConfig, st: Stages, rep: Report) -> Built:
         with st.step("initramfs"):
             size = initramfs.assemble(payload, cfg.out / "initramfs.cpio.gz")
             rep.context["initramfs_bytes"] = size
-    return Built(payload=payload, kernel=k)
+    return payload
 
 
-def _boot(cfg: RunConfig, st: Stages, rep: Report, built: Built, accel: vm.Accel) -> None:
-    argv = vm.qemu_argv(cfg.toolchain.qemu, cfg.vm, accel, kernel=built.kernel.image,
+def _qemu(cfg: RunConfig, k: kernel.Kernel, accel: vm.Accel) -> list[str]:
+    return vm.qemu_argv(cfg.toolchain.qemu, cfg.vm, accel, kernel=k.image,
                         initrd=cfg.out / "initramfs.cpio.gz", run_dir=cfg.out)
-    rep.context["qemu"] = shlex.join(argv)
+
+
+def _boot(cfg: RunConfig, st: Stages, rep: Report, argv: list[str]) -> None:
     with st.step("boot+run", "console.log"):
         out = vm.boot(argv, cfg.out, cfg.timeouts.boot, cfg.timeouts.run)
     rep.context["vm"] = {"boot_seconds": round(out.boot_seconds, 3),
@@ -144,11 +155,23 @@ def execute(cfg: RunConfig, progress: Progress) -> Outcome:
             accel = vm.choose_accel(cfg.vm.accel, os.environ, vm.kvm_present())
             rep.context["accelerator"] = {"name": accel.name, "why": accel.note}
             rep.context["versions"].update(toolchain.versions(cfg.toolchain))
-        built = _build(cfg, st, rep)
-        _boot(cfg, st, rep, built, accel)
+        resolved = _resolve(cfg, st, rep)
+        argv = _qemu(cfg, resolved.kernel, accel)
+        rep.context["qemu"] = shlex.join(argv)
+        if cfg.dry_run:
+            rep.verdict, rep.reason = "dry-run", "nothing built or booted (--dry-run)"
+            return Outcome(rep)
+        _build(cfg, st, rep, resolved)
+        _boot(cfg, st, rep, argv)
     except HarnessError as exc:
         rep.verdict, rep.reason = "error", exc.line()
         return Outcome(rep, exc)
+    except Exception as exc:  # a bug: keep the traceback with the run
+        dump = cfg.out / "traceback.txt"
+        dump.write_text(traceback.format_exc())
+        error = InternalError(f"internal error: {exc!r}", dump)
+        rep.verdict, rep.reason = "error", error.line()
+        return Outcome(rep, error)
     return Outcome(rep)
 
 

@@ -103,3 +103,39 @@ def test_tree_without_matching_kernel(default_tree: Path, tmp_path: Path,
                                          "GIT_COMMITTER_EMAIL": "t@t"})
     assert _run(["--tree", str(clone.working_dir)], tmp_path / "run") == cli.EXIT_BAD_TREE
     assert "no installed kernel matches it" in _error_line(capsys)
+
+
+@pytest.mark.build
+def test_dry_run_builds_nothing_and_shows_kvm_argv(
+        default_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The KVM path is exercised through argv only: --dry-run never starts QEMU."""
+    from harness import vm  # noqa: PLC0415
+
+    monkeypatch.delenv("HARNESS_ACCEL")
+    code = _run(["--dry-run", "--accel", "kvm"], tmp_path / "run")
+    if not vm.kvm_present():
+        assert code == cli.EXIT_USAGE
+        return
+    assert code == cli.EXIT_PASS
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["accelerator"] == {"name": "kvm", "why": "requested"}
+    assert plan["qemu"].startswith("qemu-system-x86_64 -accel kvm -cpu host ")
+    assert plan["tree"]["path"] == str(default_tree)
+    assert not (tmp_path / "run/initramfs.cpio.gz").exists()
+    assert not (tmp_path / "run/report.json").exists()
+
+
+def test_internal_error_keeps_traceback_in_run_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from harness import toolchain  # noqa: PLC0415
+
+    def boom(_: object) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(toolchain, "check", boom)
+    assert _run([], tmp_path / "run") == cli.EXIT_INTERNAL
+    assert "KeyError" in (tmp_path / "run/traceback.txt").read_text()
+    assert json.loads((tmp_path / "run/report.json").read_text())["exit_code"] == 70
+    assert "internal error" in _error_line(capsys)

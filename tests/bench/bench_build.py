@@ -48,7 +48,7 @@ GATE_TIMEOUT = 3600.0
 TARGET_RATIO = 10.0
 WARM_LIMIT = 30.0
 TAIL_LINES = 40
-ERROR_RE = re.compile(r"error|Error \d|\*\*\*")
+ERROR_RE = re.compile(r"\berror:|\*\*\*")
 
 
 class BenchError(Exception):
@@ -245,19 +245,21 @@ def gate_argv(opts: Options, out: Path, cache: Path) -> list[str]:
             "--clang", opts.clang]
 
 
-def stage_times(out: Path) -> str:
-    """'tree 31.2, build-bpftool 20.1, ...' from the run's report.json."""
+def run_summary(out: Path) -> str:
+    """Verdict, accelerator and stage times ('tree 31.2, ...') from the run's report.json."""
     try:
         report = json.loads((out / "report.json").read_text())
     except (OSError, ValueError):
         return "no report.json"
-    return ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in report.get("stages", []))
+    stages = ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in report.get("stages", []))
+    accel = report.get("accelerator", {}).get("name", "?")
+    return f"{report.get('verdict')} ({report.get('reason')}), accel {accel}; stages (s): {stages}"
 
 
 def gate_run(opts: Options, out: Path, cache: Path) -> float:
     env = {**os.environ, "HARNESS_ACCEL": "tcg"}
     seconds = timed_run(gate_argv(opts, out, cache), out.with_suffix(".log"), env)
-    say(f"  stages (s): {stage_times(out)}")
+    say(f"  {run_summary(out)}")
     return seconds
 
 
