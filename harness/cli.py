@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import errors, report, results, run
+from harness import apply, errors, gate, report, results, run, series
 from harness.config import ACCELS, DEFAULT_TESTS, RunConfig, Toolchain, VmSpec, default_cache
 
 EXIT_PASS = 0
@@ -21,6 +21,8 @@ EXIT_NO_TESTS = 5
 EXIT_BUILD = 6
 EXIT_BOOT = 7
 EXIT_TIMEOUT = 8
+EXIT_BAD_SERIES = 9
+EXIT_APPLY = 10
 EXIT_INTERNAL = 70
 
 # Most specific first: HarnessTimeout is checked before its siblings.
@@ -33,12 +35,15 @@ ERROR_CODES: tuple[tuple[type[errors.HarnessError], int], ...] = (
     (errors.SelectionError, EXIT_NO_TESTS),
     (errors.BuildError, EXIT_BUILD),
     (errors.BootError, EXIT_BOOT),
+    (errors.SeriesError, EXIT_BAD_SERIES),
+    (errors.ApplyError, EXIT_APPLY),
     (errors.InternalError, EXIT_INTERNAL),
 )
 
 EXIT_CODES_HELP = f"""exit codes:
   {EXIT_PASS}   all selected tests passed
-  {EXIT_TEST_FAILURE}   a test or subtest failed (or test_progs crashed mid-run)
+  {EXIT_TEST_FAILURE}   a test or subtest failed (or test_progs crashed mid-run); with
+      --series: a regression (pass→fail) or a failing new subtest
   {EXIT_USAGE}   usage error (bad option, unreadable input file)
   {EXIT_BAD_TREE}   not a kernel tree, bad --rev, or no kernel matching the tree
   {EXIT_MISSING_TOOL}   a required program or package is missing
@@ -46,6 +51,8 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_BUILD}   build failure (bpftool, libbpf, bpf_testmod, test_progs)
   {EXIT_BOOT}   the VM did not boot, the kernel panicked, or the VM was lost
   {EXIT_TIMEOUT}   a build, the boot or the test run exceeded its time limit
+  {EXIT_BAD_SERIES}   the series cannot be read (empty, not mail, corrupt diff, offline msg-id)
+  {EXIT_APPLY}  a patch of the series does not apply to the tree
   {EXIT_INTERNAL}  internal error (a bug in harness; traceback in the run directory)
 """
 
@@ -77,6 +84,9 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--tree", type=Path, help="a kernel git tree (default: Debian's "
                    "linux-source-6.12, unpacked into the cache)")
     p.add_argument("--rev", default="HEAD", help="commit of --tree to test (default HEAD)")
+    p.add_argument("--series", metavar="SRC",
+                   help="gate a series: run on the base and on base+series and compare "
+                        "(SRC: mbox, format-patch dir, BASE..TIP in --tree, or msg-id)")
     p.add_argument("--tests", type=_tests, default=DEFAULT_TESTS,
                    help="comma-separated prog_tests (file stems or test names); "
                         f"default {','.join(DEFAULT_TESTS)}")
@@ -99,6 +109,23 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "build and boot nothing")
 
 
+def _add_series(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("series", help="read or apply a patch series",
+                       epilog=EXIT_CODES_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="action", required=True)
+    show = actions.add_parser("show", help="list what a series contains, with warnings")
+    check = actions.add_parser("apply", help="apply a series onto the tree in a "
+                               "harness-owned worktree and report each patch")
+    for a in (show, check):
+        a.add_argument("src", help="mbox, format-patch dir, BASE..TIP (in --tree) or msg-id")
+        a.add_argument("--tree", type=Path)
+        a.add_argument("--json", action="store_true")
+    check.add_argument("--rev", default="HEAD")
+    check.add_argument("--out", type=Path)
+    check.add_argument("--cache", type=Path)
+
+
 def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("parse", help="parse a saved test_progs log and print the verdict",
                        epilog=EXIT_CODES_HELP,
@@ -113,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    _add_series(sub)
     _add_parse(sub)
     return p
 
@@ -137,8 +165,25 @@ def _progress(message: str) -> None:
 DRY_RUN_KEYS = ("tree", "kernel", "accelerator", "tests", "qemu")
 
 
+def cmd_series_run(cfg: RunConfig, src: str) -> int:
+    outcome = gate.execute(cfg, src, _progress)
+    if outcome.error is not None:
+        code = code_for(outcome.error)
+    else:
+        code = EXIT_PASS if outcome.verdict == "pass" else EXIT_TEST_FAILURE
+    outcome.data["exit_code"] = code
+    report.write_files(cfg.out, outcome.data, outcome.root)
+    print(f"{outcome.verdict.upper()}: {outcome.reason}", file=sys.stderr)
+    for entry in outcome.data.get("patches", []):
+        print(f"  [{entry['patch']}] {entry['outcome']}: {entry['subject']}", file=sys.stderr)
+    print(f"  report: {cfg.out / 'report.json'}", file=sys.stderr)
+    return code
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    if args.series:
+        return cmd_series_run(cfg, args.series)
     outcome = run.execute(cfg, _progress)
     rep = outcome.report
     if cfg.dry_run and outcome.error is None:
@@ -167,7 +212,36 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return EXIT_PASS if verdict.verdict == "pass" else EXIT_TEST_FAILURE
 
 
-HANDLERS = {"run": cmd_run, "parse": cmd_parse}
+def _show_apply(applied: apply.Applied) -> str:
+    lines = []
+    for r in applied.results:
+        lines.append(f"[{r.label}] {r.outcome.value}: {r.subject}")
+        for f in r.files:
+            if f.rejected_hunks or f.errors:
+                hunks = ", ".join(f"#{h}" for h in f.rejected_hunks) or "-"
+                lines.append(f"    {f.path}: failed hunks {hunks}; {'; '.join(f.errors)}")
+        if r.present_share is not None:
+            lines.append(f"    {r.present_share:.0%} of its added lines are already in the tree")
+    return "\n".join(lines)
+
+
+def cmd_series(args: argparse.Namespace) -> int:
+    loaded = series.load(args.src, args.tree)
+    if args.action == "show":
+        print(json.dumps(loaded.as_dict(), indent=2) if args.json else series.show(loaded))
+        return EXIT_PASS
+    cfg = RunConfig(out=(args.out or _default_out()).resolve(),
+                    cache=(args.cache or default_cache()).resolve(), tree=args.tree, rev=args.rev)
+    base = gate.base_tree(cfg)
+    applied = gate.apply_onto(cfg, base, loaded)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in applied.results], indent=2))
+    else:
+        print(_show_apply(applied))
+    return EXIT_APPLY if applied.conflicts else EXIT_PASS
+
+
+HANDLERS = {"run": cmd_run, "series": cmd_series, "parse": cmd_parse}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,3 +54,11 @@ class ParseError(HarnessError):
 
 class InternalError(HarnessError):
     """A bug in harness itself; the traceback is in the log."""
+
+
+class SeriesError(HarnessError):
+    """The series input cannot be read: empty, not mail, a corrupt diff, unreachable."""
+
+
+class ApplyError(HarnessError):
+    """A patch of the series does not apply to the tree."""

@@ -93,35 +93,51 @@ def _subtest_dict(r: Result) -> dict[str, Any]:
     return entry
 
 
-def junit(report: Report) -> ET.ElementTree:
-    counts = report.counts()
-    suite = ET.Element("testsuite", {
-        "name": "harness", "tests": str(len(report.subtests)),
-        "failures": str(counts["fail"]), "skipped": str(counts["skip"]), "errors": "0",
-        "time": f"{sum(s.seconds for s in report.stages):.3f}",
-    })
-    for r in report.subtests:
-        test, _, sub = r.name.partition("/")
-        case = ET.SubElement(suite, "testcase", {"classname": test, "name": sub or test})
-        if r.status is Status.FAIL:
-            failure = ET.SubElement(case, "failure", {"message": f"{r.name} failed"})
-            failure.text = "\n".join(r.log)
-        elif r.status is Status.SKIP:
-            ET.SubElement(case, "skipped")
-    if report.verdict == "error" or (report.verdict == "fail" and not report.subtests):
+def testcase(suite: ET.Element, name: str, failure: str | None = None,
+             skipped: str | None = None) -> ET.Element:
+    """Append one testcase ("test/subtest" → classname test, name subtest)."""
+    test, _, sub = name.partition("/")
+    case = ET.SubElement(suite, "testcase", {"classname": test, "name": sub or test})
+    if failure is not None:
+        ET.SubElement(case, "failure", {"message": f"{name} failed"}).text = failure
+    elif skipped is not None:
+        ET.SubElement(case, "skipped", {"message": skipped})
+    return case
+
+
+def finish_suite(suite: ET.Element, error: str | None = None) -> ET.Element:
+    """Set the counts from the testcases; add an error testcase when the run broke."""
+    if error is not None:
         case = ET.SubElement(suite, "testcase", {"classname": "harness", "name": "run"})
-        ET.SubElement(case, "error", {"message": report.reason})
-        suite.set("tests", str(len(report.subtests) + 1))
-        suite.set("errors", "1")
-    return ET.ElementTree(suite)
+        ET.SubElement(case, "error", {"message": error})
+    cases = list(suite.iter("testcase"))
+    for attr, tag in (("failures", "failure"), ("skipped", "skipped"), ("errors", "error")):
+        suite.set(attr, str(sum(1 for c in cases if c.find(tag) is not None)))
+    suite.set("tests", str(len(cases)))
+    return suite
+
+
+def suite(name: str, report: Report) -> ET.Element:
+    element = ET.Element("testsuite", {
+        "name": name, "time": f"{sum(s.seconds for s in report.stages):.3f}"})
+    for r in report.subtests:
+        testcase(element, r.name,
+                 failure="\n".join(r.log) if r.status is Status.FAIL else None,
+                 skipped="skipped" if r.status is Status.SKIP else None)
+    broken = report.verdict == "error" or (report.verdict == "fail" and not report.subtests)
+    return finish_suite(element, report.reason if broken else None)
+
+
+def write_files(run_dir: Path, data: dict[str, Any], root: ET.Element) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    tree = ET.ElementTree(root)
+    ET.indent(tree)
+    tree.write(run_dir / "junit.xml", encoding="utf-8", xml_declaration=True)
 
 
 def write(report: Report) -> None:
-    report.run_dir.mkdir(parents=True, exist_ok=True)
-    (report.run_dir / "report.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
-    tree = junit(report)
-    ET.indent(tree)
-    tree.write(report.run_dir / "junit.xml", encoding="utf-8", xml_declaration=True)
+    write_files(report.run_dir, report.as_dict(), suite("harness", report))
 
 
 def summary(report: Report) -> str:

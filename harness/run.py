@@ -84,9 +84,12 @@ class Resolved:
     plan: discover.Plan
 
 
-def _resolve(cfg: RunConfig, st: Stages, rep: Report) -> Resolved:
+TreeSource = Callable[[], tree.Tree]
+
+
+def _resolve(cfg: RunConfig, st: Stages, rep: Report, source: TreeSource | None) -> Resolved:
     with st.step("tree"):
-        t = _select_tree(cfg)
+        t = source() if source else _select_tree(cfg)
         rep.context["tree"] = t.as_dict()
         if t.warning:
             st.progress(f"warning: {t.warning}")
@@ -143,8 +146,11 @@ def _boot(cfg: RunConfig, st: Stages, rep: Report, argv: list[str]) -> None:
     rep.verdict, rep.reason, rep.subtests = verdict.verdict, verdict.reason, subtests
 
 
-def execute(cfg: RunConfig, progress: Progress) -> Outcome:
-    """Run the whole gate; never raises HarnessError (it is returned on the outcome)."""
+def execute(cfg: RunConfig, progress: Progress, source: TreeSource | None = None) -> Outcome:
+    """Run the whole gate; never raises HarnessError (it is returned on the outcome).
+
+    `source` supplies an already prepared tree (the series gate's two sides).
+    """
     cfg.out.mkdir(parents=True, exist_ok=True)
     st = Stages(progress)
     rep = Report(verdict="error", reason="", exit_code=-1, run_dir=cfg.out, stages=st.done)
@@ -155,7 +161,7 @@ def execute(cfg: RunConfig, progress: Progress) -> Outcome:
             accel = vm.choose_accel(cfg.vm.accel, os.environ, vm.kvm_present())
             rep.context["accelerator"] = {"name": accel.name, "why": accel.note}
             rep.context["versions"].update(toolchain.versions(cfg.toolchain))
-        resolved = _resolve(cfg, st, rep)
+        resolved = _resolve(cfg, st, rep, source)
         argv = _qemu(cfg, resolved.kernel, accel)
         rep.context["qemu"] = shlex.join(argv)
         if cfg.dry_run:

@@ -217,6 +217,8 @@ def prepare_tree(opts: Options, work: Path) -> tuple[Path, kernel.Kernel, list[R
         say(f"  {r.path}: {r.reason}")
     if not removed:
         say("  (none)")
+    # Write the fresh checkout back now, so its writeback is not charged to the first build.
+    timed_run(["sync"], logs / "sync.log")
     return scratch, k, removed
 
 

@@ -1,0 +1,206 @@
+"""Applying a series patch by patch in a worktree the harness owns (`git am --3way`).
+
+Each patch ends as: applied, applied-3way, already-present (it reverse-applies cleanly),
+or conflict (with the files and hunks that failed, and the share of its added lines
+already found in the tree).  After the first conflict nothing more is applied, but every
+remaining patch is still checked against the tree as it stands, so the report covers all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import git
+from unidiff.patch import PatchSet
+
+from harness import proc
+from harness.series import Patch, Series, git_am_bytes
+
+IDENTITY = {"GIT_AUTHOR_NAME": "harness", "GIT_AUTHOR_EMAIL": "harness@localhost",
+            "GIT_COMMITTER_NAME": "harness", "GIT_COMMITTER_EMAIL": "harness@localhost"}
+GIT_TIMEOUT = 300
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    APPLIED_3WAY = "applied-3way"
+    ALREADY_PRESENT = "already-present"
+    CONFLICT = "conflict"
+    WOULD_APPLY = "would-apply"  # checked after an earlier conflict; not applied
+
+
+@dataclass
+class FileResult:
+    path: str
+    applied_hunks: list[int] = field(default_factory=list)
+    rejected_hunks: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PatchResult:
+    label: str
+    subject: str
+    outcome: Outcome
+    files: list[FileResult] = field(default_factory=list)
+    present_share: float | None = None  # share of added lines already in the target files
+    log: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "patch": self.label, "subject": self.subject, "outcome": self.outcome.value,
+            "present_share": None if self.present_share is None else round(self.present_share, 3),
+            "failed_files": [vars(f) for f in self.files if f.rejected_hunks or f.errors],
+            "log": self.log,
+        }
+
+
+@dataclass
+class Applied:
+    worktree: Path
+    base: str
+    head: str
+    results: list[PatchResult]
+
+    @property
+    def conflicts(self) -> list[PatchResult]:
+        return [r for r in self.results if r.outcome is Outcome.CONFLICT]
+
+
+CHECKING_RE = re.compile(r"^Checking patch (.+)\.\.\.$")
+HUNK_OK_RE = re.compile(r"^Hunk #(\d+) applied cleanly\.$")
+HUNK_BAD_RE = re.compile(r"^Rejected hunk #(\d+)\.$")
+APPLYING_RE = re.compile(
+    r"^Applying patch (.+?) with \d+ rejects?\.\.\.$|^Applied patch (.+) cleanly\.$")
+
+
+def parse_reject(text: str) -> list[FileResult]:
+    """Per-file hunk results from `git apply --reject -v` output."""
+    files: dict[str, FileResult] = {}
+    current: FileResult | None = None
+    for line in text.splitlines():
+        if m := CHECKING_RE.match(line):
+            files.setdefault(m[1], FileResult(m[1]))
+        elif m := APPLYING_RE.match(line):
+            current = files.setdefault(m[1] or m[2], FileResult(m[1] or m[2]))
+        elif (m := HUNK_OK_RE.match(line)) and current:
+            current.applied_hunks.append(int(m[1]))
+        elif (m := HUNK_BAD_RE.match(line)) and current:
+            current.rejected_hunks.append(int(m[1]))
+        elif line.startswith("error: ") and "while searching for" not in line:
+            _record_error(files, line)
+    return list(files.values())
+
+
+def _record_error(files: dict[str, FileResult], line: str) -> None:
+    message = line.removeprefix("error: ")
+    for path, result in files.items():
+        if message.startswith(f"patch failed: {path}:") or message.startswith(f"{path}:"):
+            result.errors.append(message)
+            return
+
+
+def added_lines(diff: str) -> dict[str, list[str]]:
+    """Meaningful added lines per target file (blank and brace-only lines left out)."""
+    found: dict[str, list[str]] = {}
+    for f in PatchSet(diff):
+        lines = [ln.value.strip() for h in f for ln in h if ln.is_added]
+        found[f.path] = [ln for ln in lines if len(ln) > 3]
+    return found
+
+
+def present_share(diff: str, tree: Path) -> float | None:
+    """Share of the patch's added lines that already appear in the tree's files."""
+    total = hits = 0
+    for path, lines in added_lines(diff).items():
+        target = tree / path
+        text = target.read_text(errors="replace") if target.is_file() else ""
+        present = {ln.strip() for ln in text.splitlines()}
+        total += len(lines)
+        hits += sum(1 for ln in lines if ln in present)
+    return hits / total if total else None
+
+
+class Worktree:
+    """Git operations on the harness-owned worktree; every command is logged."""
+
+    def __init__(self, path: Path, log_dir: Path) -> None:
+        self.path = path
+        self.log_dir = log_dir
+
+    def git(self, args: list[str], log: str, check: bool = False) -> proc.Completed:
+        return proc.run(["git", "-C", str(self.path), *args], log=self.log_dir / log,
+                        timeout=GIT_TIMEOUT, env=IDENTITY, check=check)
+
+    def restore(self) -> None:
+        self.git(["checkout", "-q", "-f", "HEAD", "--", "."], "git-restore.log", check=True)
+        self.git(["clean", "-q", "-fd"], "git-clean.log", check=True)
+
+
+def prepare(repo_dir: Path, base: str, dest: Path) -> None:
+    """A detached worktree of the harness-owned repo at `base`, reset to a clean state."""
+    repo = git.Repo(repo_dir)
+    if not (dest / ".git").exists():
+        repo.git.worktree("prune")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        repo.git.worktree("add", "--force", "--detach", str(dest), base)
+    wt = git.Repo(dest)
+    wt.git.am("--abort", with_exceptions=False)
+    wt.git.checkout("-q", "-f", "--detach", base)
+    wt.git.clean("-q", "-fdx")
+
+
+def _classify(wt: Worktree, patch: Patch, file: Path, tag: str) -> PatchResult:
+    """Without applying: would it apply, is it already there, or where does it conflict?"""
+    result = PatchResult(label=patch.label, subject=patch.subject, outcome=Outcome.CONFLICT)
+    if wt.git(["apply", "--check", "-R", str(file)], f"{tag}-reverse.log").returncode == 0:
+        result.outcome = Outcome.ALREADY_PRESENT
+        return result
+    if wt.git(["apply", "--check", str(file)], f"{tag}-check.log").returncode == 0:
+        result.outcome = Outcome.WOULD_APPLY
+        return result
+    reject = wt.git(["apply", "--reject", "-v", str(file)], f"{tag}-reject.log")
+    wt.restore()
+    result.files = parse_reject(reject.output)
+    result.present_share = present_share(patch.diff, wt.path)
+    result.log = str(reject.log)
+    return result
+
+
+def _am(wt: Worktree, patch: Patch, file: Path, tag: str) -> PatchResult | None:
+    done = wt.git(["am", "--3way", str(file)], f"{tag}-am.log")
+    if done.returncode != 0:
+        wt.git(["am", "--abort"], f"{tag}-am-abort.log")
+        return None
+    outcome = Outcome.APPLIED_3WAY if "3-way merge" in done.output else Outcome.APPLIED
+    return PatchResult(label=patch.label, subject=patch.subject, outcome=outcome,
+                       log=str(done.log))
+
+
+def apply_series(series: Series, worktree: Path, base: str, log_dir: Path) -> Applied:
+    """Apply in order; stop applying at the first conflict but check every patch."""
+    patches_dir = log_dir / "patches"
+    patches_dir.mkdir(parents=True, exist_ok=True)
+    wt = Worktree(worktree, patches_dir)
+    results: list[PatchResult] = []
+    stopped = False
+    for i, patch in enumerate(series.patches, start=1):
+        tag = f"{i:04d}"
+        file = patches_dir / f"{tag}.patch"
+        file.write_bytes(git_am_bytes(patch))
+        if stopped:
+            results.append(_classify(wt, patch, file, tag))
+            continue
+        applied = _am(wt, patch, file, tag)
+        if applied is None:
+            applied = _classify(wt, patch, file, tag)
+            if applied.outcome is Outcome.WOULD_APPLY:  # git am refused the mail itself
+                applied.outcome = Outcome.CONFLICT
+                applied.log = str(patches_dir / f"{tag}-am.log")
+            stopped = applied.outcome is Outcome.CONFLICT
+        results.append(applied)
+    head = git.Repo(worktree).head.commit.hexsha
+    return Applied(worktree=worktree, base=base, head=head, results=results)
