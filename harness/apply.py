@@ -40,6 +40,19 @@ class FileResult:
     errors: list[str] = field(default_factory=list)
 
 
+def describe_failure(f: FileResult) -> str:
+    """'hunks #1 (line 1229), #2 (line 4857) failed' or the error git gave."""
+    lines = [m[1] for e in f.errors if (m := re.search(r":(\d+)$", e))]
+    if f.rejected_hunks:
+        parts = [f"#{h}" + (f" (line {lines[i]})" if i < len(lines) else "")
+                 for i, h in enumerate(f.rejected_hunks)]
+        return f"hunks {', '.join(parts)} failed"
+    return "; ".join(f.errors)
+
+
+PRESENT_SHARE = 0.9  # a failing patch with this share of its lines in the tree looks applied
+
+
 @dataclass
 class PatchResult:
     label: str
@@ -49,10 +62,15 @@ class PatchResult:
     present_share: float | None = None  # share of added lines already in the target files
     log: str | None = None
 
+    @property
+    def looks_present(self) -> bool:
+        return self.present_share is not None and self.present_share >= PRESENT_SHARE
+
     def as_dict(self) -> dict[str, object]:
         return {
             "patch": self.label, "subject": self.subject, "outcome": self.outcome.value,
             "present_share": None if self.present_share is None else round(self.present_share, 3),
+            "looks_present": self.looks_present,
             "failed_files": [vars(f) for f in self.files if f.rejected_hunks or f.errors],
             "log": self.log,
         }

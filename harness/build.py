@@ -46,13 +46,28 @@ class Selftests:
     runtime_objects: tuple[Path, ...]
 
 
+ERROR_LINE_RE = re.compile(r"(?:^|\s)(?:fatal )?error:|\*\*\* |undefined reference", re.I)
+
+
+def first_error(output: str) -> str:
+    """The first compiler/linker/make error line of a build log (else its last line)."""
+    lines = output.splitlines()
+    found = next((ln.strip() for ln in lines if ERROR_LINE_RE.search(ln)), None)
+    return found or (lines[-1].strip() if lines else "no output")
+
+
 def _make(ctx: BuildContext, args: list[str], log_name: str) -> None:
     argv = [ctx.toolchain.make, f"-j{ctx.jobs}", *args]
     try:
         proc.run(argv, log=ctx.log_dir / log_name, timeout=ctx.timeout)
     except proc.ProcError as exc:
-        raise BuildError(f"build step {log_name.removesuffix('.log')} failed:\n{exc.tail}",
+        step = log_name.removesuffix(".log")
+        raise BuildError(f"{step} failed: {first_error(exc.tail + chr(10) + _log_text(exc.log))}",
                          exc.log) from exc
+
+
+def _log_text(log: Path | None) -> str:
+    return log.read_text(errors="replace") if log and log.is_file() else ""
 
 
 def build_tools(ctx: BuildContext) -> Tools:
@@ -226,6 +241,3 @@ def build_selftests(ctx: BuildContext, plan: Plan, tools: Tools, kernel: Kernel)
     return Selftests(test_progs=out / "test_progs", runtime_objects=runtime)
 
 
-def skeleton_names(text: str) -> list[str]:
-    """Skeleton struct names defined by a generated header (used by tests and reports)."""
-    return re.findall(r"^struct (\w+) \{$", text, re.M)

@@ -121,6 +121,7 @@ def _add_series(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         a.add_argument("src", help="mbox, format-patch dir, BASE..TIP (in --tree) or msg-id")
         a.add_argument("--tree", type=Path)
         a.add_argument("--json", action="store_true")
+    show.add_argument("--manifest", type=Path, help="compare with a patches/manifests file")
     check.add_argument("--rev", default="HEAD")
     check.add_argument("--out", type=Path)
     check.add_argument("--cache", type=Path)
@@ -218,18 +219,22 @@ def _show_apply(applied: apply.Applied) -> str:
         lines.append(f"[{r.label}] {r.outcome.value}: {r.subject}")
         for f in r.files:
             if f.rejected_hunks or f.errors:
-                hunks = ", ".join(f"#{h}" for h in f.rejected_hunks) or "-"
-                lines.append(f"    {f.path}: failed hunks {hunks}; {'; '.join(f.errors)}")
+                lines.append(f"    {f.path}: {apply.describe_failure(f)}")
         if r.present_share is not None:
-            lines.append(f"    {r.present_share:.0%} of its added lines are already in the tree")
+            lines.append(f"    {r.present_share:.0%} of its added lines are already in the tree"
+                         + (" (looks already applied)" if r.looks_present else ""))
     return "\n".join(lines)
 
 
 def cmd_series(args: argparse.Namespace) -> int:
     loaded = series.load(args.src, args.tree)
     if args.action == "show":
+        if args.manifest:
+            loaded.warnings += [f"manifest: {p}" for p in series.check_manifest(
+                loaded, series.load_manifest(args.manifest))]
         print(json.dumps(loaded.as_dict(), indent=2) if args.json else series.show(loaded))
         return EXIT_PASS
+    series.require_complete(loaded)
     cfg = RunConfig(out=(args.out or _default_out()).resolve(),
                     cache=(args.cache or default_cache()).resolve(), tree=args.tree, rev=args.rev)
     base = gate.base_tree(cfg)

@@ -17,8 +17,6 @@ from harness.config import RunConfig
 from harness.errors import ApplyError, HarnessError
 from harness.results import Result, Status
 
-PRESENT_SHARE = 0.9  # a conflicting patch with this share of its lines present "looks applied"
-
 
 class Change(StrEnum):
     PASS = "pass"  # passes on both
@@ -104,9 +102,8 @@ class GateOutcome:
 def _conflict_error(applied: apply.Applied) -> ApplyError:
     first = applied.conflicts[0]
     files = ", ".join(f.path for f in first.files if f.rejected_hunks or f.errors)
-    share = first.present_share
-    hint = (" (most of its lines are already in the tree: already applied?)"
-            if share is not None and share >= PRESENT_SHARE else "")
+    hint = " (most of its lines are already in the tree: already applied?)" if (
+        first.looks_present) else ""
     return ApplyError(f"patch {first.label} {first.subject!r} does not apply: {files}{hint}")
 
 
@@ -116,6 +113,7 @@ def execute(cfg: RunConfig, source: str, progress: run.Progress) -> GateOutcome:
     data: dict[str, Any] = {"mode": "series"}
     try:
         patches = series.load(source, cfg.tree)
+        series.require_complete(patches)
         data["series"] = patches.as_dict()
         old = base_tree(cfg)
         base = _side(cfg, "base", progress, lambda: old)

@@ -11,6 +11,7 @@ import email.policy
 import mailbox
 import os
 import re
+import tomllib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -304,6 +305,39 @@ def load(src: str, tree: Path | None = None) -> Series:
     if MSGID_RE.match(src):
         return from_message_id(src)
     raise SeriesError(f"{src}: no such file or directory, and not a git range or message-id")
+
+
+def require_complete(series: Series) -> None:
+    """Refuse to apply a series with holes in its numbering."""
+    missing = [w for w in series.warnings if w.startswith(("missing patches", "patch "))]
+    if missing:
+        raise SeriesError(f"{series.source}: {'; '.join(missing)}; pass the whole series")
+
+
+def check_manifest(series: Series, manifest: dict[str, object]) -> list[str]:
+    """Differences between a series and its manifest (patches/manifests/*.toml)."""
+    problems: list[str] = []
+    expected = manifest.get("patch", [])
+    assert isinstance(expected, list)
+    if manifest.get("version") not in (None, series.version):
+        problems.append(f"version v{series.version}, manifest says v{manifest['version']}")
+    if len(expected) != len(series.patches):
+        problems.append(f"{len(series.patches)} patches, manifest lists {len(expected)}")
+    for i, (want, got) in enumerate(zip(expected, series.patches, strict=False), start=1):
+        if want.get("subject") != got.subject:
+            problems.append(f"patch {i}: subject {got.subject!r}, expected {want['subject']!r}")
+        files = [f.path for f in got.files]
+        if want.get("files") != files:
+            problems.append(f"patch {i}: files {files}, expected {want['files']}")
+    return problems
+
+
+def load_manifest(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SeriesError(f"--manifest {path}: cannot read ({exc})") from exc
 
 
 def git_am_bytes(patch: Patch) -> bytes:
