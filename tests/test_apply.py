@@ -1,0 +1,58 @@
+"""Patch application: git's reject output parsed, and the real mails on the 6.12 tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import git
+import pytest
+from conftest import data
+
+from harness import apply, series
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "series"
+
+
+def test_parse_reject_captured() -> None:
+    files = apply.parse_reject(data("git-apply-reject-v6-5.txt"))
+    rejected = {f.path.rsplit("/", 1)[1]: f.rejected_hunks for f in files}
+    assert rejected == {"bpf_testmod.c": [1, 2], "bpf_testmod.h": [1],
+                        "test_struct_ops_module.c": [1, 2], "struct_ops_module.c": [1]}
+    assert apply.describe_failure(files[0]) == "hunks #1 (line 539), #2 (line 559) failed"
+    missing = apply.parse_reject(data("git-apply-reject-missing-file.txt"))
+    assert missing[0].path == "no/such/file.c"
+    assert missing[0].errors == ["no/such/file.c: No such file or directory"]
+
+
+def test_present_share(tmp_path: Path) -> None:
+    (tmp_path / "f.c").write_text("int already_here;\nint other;\n")
+    diff = ("diff --git a/f.c b/f.c\n--- a/f.c\n+++ b/f.c\n@@ -1 +1,4 @@\n"
+            " int other;\n+int already_here;\n+int brand_new;\n+}\n")
+    assert apply.present_share(diff, tmp_path) == 0.5
+
+
+@pytest.mark.build
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} (the real mails) is not present")
+@pytest.mark.parametrize("version,low_share", [("v6", False), ("v4", True)])
+def test_real_series_on_6_12(default_tree: Path, tmp_path: Path, version: str,
+                             low_share: bool) -> None:
+    """6.12 already has the merged v6 (and later fixes): every patch conflicts."""
+    repo = git.Repo(default_tree)
+    base = repo.head.commit.hexsha
+    s = series.load(str(SHARED / f"{version}.mbox"))
+    worktree = tmp_path / "wt"
+    apply.prepare(default_tree, base, worktree)
+    applied = apply.apply_series(s, worktree, base, tmp_path / "logs")
+    assert [r.outcome for r in applied.results] == [apply.Outcome.CONFLICT] * len(s.patches)
+    for r in applied.results:
+        assert any(f.rejected_hunks or f.errors for f in r.files), r.label
+        assert r.present_share is not None
+    shares = [r.present_share or 0.0 for r in applied.results]
+    if low_share:  # v4 differs from what was merged: its libbpf patches do not look applied
+        assert min(shares) < 0.5
+    else:  # v6 was merged: nearly all added lines are already there
+        assert all(r.looks_present for r in applied.results)
+    # Nothing half-applied, and the harness's own tree is untouched.
+    assert git.Repo(worktree).head.commit.hexsha == base
+    assert git.Repo(worktree).git.status("--porcelain") == ""
+    assert repo.git.status("--porcelain") == "" and repo.head.commit.hexsha == base
