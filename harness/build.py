@@ -226,16 +226,29 @@ def render_makefile(m: MakeInputs, plan: Plan) -> str:
     return "\n".join(parts)
 
 
+def build_objects(ctx: BuildContext, plan: Plan, tools: Tools, kernel: Kernel) -> list[Path]:
+    """Only the plan's BPF objects (no test_progs), with the same rules and flags."""
+    out = ctx.build_dir / "selftests"
+    makefile = out / "objects.mk"
+    write_if_changed(makefile, render_makefile(_inputs(ctx, out, tools, kernel), plan))
+    targets = [out / f"{o}.bpf.o" for o in plan.bpf_objects]
+    _make(ctx, ["-k", "-f", str(makefile), *map(str, targets)], "build-objects.log")
+    return targets
+
+
+def _inputs(ctx: BuildContext, out: Path, tools: Tools, kernel: Kernel) -> MakeInputs:
+    clang_v = proc.capture([ctx.toolchain.clang, "-v", "-E", "-"], with_stderr=True)
+    return MakeInputs(tree=ctx.tree, out=out, tools=tools, vmlinux=kernel.vmlinux,
+                      toolchain=ctx.toolchain, arch="x86",
+                      sys_includes=tuple(sys_includes(clang_v)))
+
+
 def build_selftests(ctx: BuildContext, plan: Plan, tools: Tools, kernel: Kernel) -> Selftests:
     """Generate the targeted Makefile and run it."""
     out = ctx.build_dir / "selftests"
-    clang_v = proc.capture([ctx.toolchain.clang, "-v", "-E", "-"], with_stderr=True)
-    inputs = MakeInputs(tree=ctx.tree, out=out, tools=tools, vmlinux=kernel.vmlinux,
-                        toolchain=ctx.toolchain, arch="x86",
-                        sys_includes=tuple(sys_includes(clang_v)))
     write_if_changed(out / "prog_tests/tests.h", tests_header(plan))
     makefile = out / "targeted.mk"
-    write_if_changed(makefile, render_makefile(inputs, plan))
+    write_if_changed(makefile, render_makefile(_inputs(ctx, out, tools, kernel), plan))
     _make(ctx, ["-f", str(makefile), "all"], "build-test_progs.log")
     runtime = tuple(out / o for o in plan.runtime_objects)
     return Selftests(test_progs=out / "test_progs", runtime_objects=runtime)

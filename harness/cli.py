@@ -9,7 +9,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import apply, errors, gate, report, results, run, series
+from harness import apply, build, errors, gate, report, results, run, series, tree
+from harness.btf import verify
+from harness.btf.shadow import Rules
+from harness.btf.types import BtfError
 from harness.config import ACCELS, DEFAULT_TESTS, RunConfig, Toolchain, VmSpec, default_cache
 
 EXIT_PASS = 0
@@ -23,6 +26,7 @@ EXIT_BOOT = 7
 EXIT_TIMEOUT = 8
 EXIT_BAD_SERIES = 9
 EXIT_APPLY = 10
+EXIT_BAD_OBJECT = 11
 EXIT_INTERNAL = 70
 
 # Most specific first: HarnessTimeout is checked before its siblings.
@@ -37,13 +41,15 @@ ERROR_CODES: tuple[tuple[type[errors.HarnessError], int], ...] = (
     (errors.BootError, EXIT_BOOT),
     (errors.SeriesError, EXIT_BAD_SERIES),
     (errors.ApplyError, EXIT_APPLY),
+    (BtfError, EXIT_BAD_OBJECT),
     (errors.InternalError, EXIT_INTERNAL),
 )
 
 EXIT_CODES_HELP = f"""exit codes:
   {EXIT_PASS}   all selected tests passed
   {EXIT_TEST_FAILURE}   a test or subtest failed (or test_progs crashed mid-run); with
-      --series: a regression (pass→fail) or a failing new subtest
+      --series: a regression (pass→fail) or a failing new subtest; shadow --verify: a
+      difference from bpftool or a layout mismatch
   {EXIT_USAGE}   usage error (bad option, unreadable input file)
   {EXIT_BAD_TREE}   not a kernel tree, bad --rev, or no kernel matching the tree
   {EXIT_MISSING_TOOL}   a required program or package is missing
@@ -53,6 +59,7 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_TIMEOUT}   a build, the boot or the test run exceeded its time limit
   {EXIT_BAD_SERIES}   the series cannot be read (empty, not mail, corrupt diff, offline msg-id)
   {EXIT_APPLY}  a patch of the series does not apply to the tree
+  {EXIT_BAD_OBJECT}  a BPF object cannot be read (not ELF, no .BTF, corrupt BTF)
   {EXIT_INTERNAL}  internal error (a bug in harness; traceback in the run directory)
 """
 
@@ -127,6 +134,26 @@ def _add_series(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     check.add_argument("--cache", type=Path)
 
 
+def _add_shadow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "shadow", help="emulate bpftool's struct_ops shadow types from BPF objects",
+        description="Print the skeleton's `struct_ops` block for each object, computed from "
+                    "its BTF alone; --verify compares with the real bpftool built from the "
+                    "tree and compiles a size/offset check.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("objects", nargs="+", type=Path, metavar="OBJ")
+    p.add_argument("--rules", choices=[r.value for r in Rules], default=Rules.MAINLINE.value)
+    p.add_argument("--skeleton-name", help="the skeleton name (default: from the file name)")
+    p.add_argument("--verify", action="store_true")
+    p.add_argument("--bpftool", type=Path, help="bpftool to compare with (default: built "
+                   "from --tree or the default tree)")
+    p.add_argument("--tree", type=Path)
+    p.add_argument("--rev", default="HEAD")
+    p.add_argument("--cache", type=Path)
+    p.add_argument("--out", type=Path, help="where --verify keeps its logs")
+    p.add_argument("--clang", default="clang-19")
+
+
 def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("parse", help="parse a saved test_progs log and print the verdict",
                        epilog=EXIT_CODES_HELP,
@@ -142,6 +169,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_series(sub)
+    _add_shadow(sub)
     _add_parse(sub)
     return p
 
@@ -237,7 +265,7 @@ def cmd_series(args: argparse.Namespace) -> int:
     series.require_complete(loaded)
     cfg = RunConfig(out=(args.out or _default_out()).resolve(),
                     cache=(args.cache or default_cache()).resolve(), tree=args.tree, rev=args.rev)
-    base = gate.base_tree(cfg)
+    base = tree.select(cfg.tree, cfg.rev, cfg.cache, cfg.out)
     applied = gate.apply_onto(cfg, base, loaded)
     if args.json:
         print(json.dumps([r.as_dict() for r in applied.results], indent=2))
@@ -246,7 +274,43 @@ def cmd_series(args: argparse.Namespace) -> int:
     return EXIT_APPLY if applied.conflicts else EXIT_PASS
 
 
-HANDLERS = {"run": cmd_run, "series": cmd_series, "parse": cmd_parse}
+def _bpftool_from_tree(cfg: RunConfig) -> Path:
+    t = tree.select(cfg.tree, cfg.rev, cfg.cache, cfg.out)
+    ctx = build.BuildContext(tree=t.path, build_dir=cfg.cache / "build" / t.key,
+                             log_dir=cfg.out, toolchain=cfg.toolchain, jobs=cfg.jobs,
+                             timeout=cfg.timeouts.build)
+    with tree.locked(cfg.cache, t.key):
+        return build.build_tools(ctx).bpftool
+
+
+def cmd_shadow(args: argparse.Namespace) -> int:
+    rules = Rules(args.rules)
+    if not args.verify:
+        for obj in args.objects:
+            em = verify.emulate(obj, rules, args.skeleton_name)
+            if len(args.objects) > 1:
+                print(f"/* {obj} */")
+            print(em.block, end="")
+        return EXIT_PASS
+    cfg = RunConfig(out=(args.out or _default_out()).resolve(),
+                    cache=(args.cache or default_cache()).resolve(), tree=args.tree,
+                    rev=args.rev, toolchain=Toolchain(clang=args.clang))
+    bpftool = args.bpftool or _bpftool_from_tree(cfg)
+    failed = 0
+    for obj in args.objects:
+        v = verify.verify(bpftool, obj, rules, clang=args.clang, log_dir=cfg.out / "shadow",
+                          name=args.skeleton_name)
+        state = "identical" if v.identical else "DIFFERS from bpftool"
+        layout = "layout ok" if v.layout_ok else f"LAYOUT MISMATCH (log: {v.layout_log})"
+        print(f"{obj}: {state}, {layout}")
+        if v.diff:
+            print(v.diff, end="")
+        failed += not v.ok
+    print(f"{len(args.objects) - failed} passed, {failed} failed")
+    return EXIT_TEST_FAILURE if failed else EXIT_PASS
+
+
+HANDLERS = {"run": cmd_run, "series": cmd_series, "shadow": cmd_shadow, "parse": cmd_parse}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,6 +53,7 @@ class Plan:
     tests: tuple[TestFile, ...]
     extra_sources: tuple[str, ...]  # runner helpers: test_progs.c, cgroup_helpers.c, ...
     prog_cflags: dict[str, str]
+    objects: tuple[str, ...] = ()  # BPF objects wanted on their own (the emulator's corpus)
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -70,7 +71,7 @@ class Plan:
     def bpf_objects(self) -> tuple[str, ...]:
         names = {o for s in self.skeletons for o in s.objects}
         names |= {o.removesuffix(".bpf.o") for t in self.tests for o in t.runtime_objects}
-        return tuple(sorted(names))
+        return tuple(sorted(names | set(self.objects)))
 
     @property
     def runtime_objects(self) -> tuple[str, ...]:
@@ -175,6 +176,23 @@ def load_plan(tree: Path, requested: tuple[str, ...]) -> Plan:
         _check_programs(root, t)
     return Plan(tests=tests, extra_sources=extra_sources(makefile),
                 prog_cflags=prog_cflags(makefile))
+
+
+STRUCT_OPS_SEC_RE = re.compile(r'SEC\("\??\.struct_ops(?:\.link)?"\)')
+
+
+def defines_struct_ops(source: str) -> bool:
+    """True when a BPF program source puts a variable in a struct_ops section."""
+    return STRUCT_OPS_SEC_RE.search(source) is not None
+
+
+def load_objects_plan(tree: Path) -> Plan:
+    """Every progs/*.c that defines a struct_ops map, to build as plain objects."""
+    root = tree / SELFTESTS
+    makefile = (root / "Makefile").read_text()
+    names = tuple(sorted(p.stem for p in (root / "progs").glob("*.c")
+                         if defines_struct_ops(p.read_text(errors="replace"))))
+    return Plan(tests=(), extra_sources=(), prog_cflags=prog_cflags(makefile), objects=names)
 
 
 def _check_programs(root: Path, test: TestFile) -> None:

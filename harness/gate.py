@@ -70,12 +70,6 @@ def _side(cfg: RunConfig, name: str, progress: run.Progress, source: run.TreeSou
     return run.execute(dataclasses.replace(cfg, out=cfg.out / name), tagged, source)
 
 
-def base_tree(cfg: RunConfig) -> tree.Tree:
-    if cfg.tree is None:
-        return tree.default_tree(cfg.cache, cfg.out)
-    return tree.user_tree(cfg.tree, cfg.rev, cfg.cache)
-
-
 def apply_onto(cfg: RunConfig, base: tree.Tree, patches: series.Series) -> apply.Applied:
     key = f"{base.key}-series"
     worktree = cfg.cache / "worktrees" / key
@@ -115,7 +109,7 @@ def execute(cfg: RunConfig, source: str, progress: run.Progress) -> GateOutcome:
         patches = series.load(source, cfg.tree)
         series.require_complete(patches)
         data["series"] = patches.as_dict()
-        old = base_tree(cfg)
+        old = tree.select(cfg.tree, cfg.rev, cfg.cache, cfg.out)
         base = _side(cfg, "base", progress, lambda: old)
         data["base"] = base.report.as_dict()
         if base.error:

@@ -61,12 +61,6 @@ class Outcome:
     error: HarnessError | None = None
 
 
-def _select_tree(cfg: RunConfig) -> tree.Tree:
-    if cfg.tree is None:
-        return tree.default_tree(cfg.cache, cfg.out)
-    return tree.user_tree(cfg.tree, cfg.rev, cfg.cache)
-
-
 def _select_kernel(cfg: RunConfig, version: str) -> kernel.Kernel:
     if cfg.kernel or cfg.headers:
         if not (cfg.kernel and cfg.headers):
@@ -89,7 +83,7 @@ TreeSource = Callable[[], tree.Tree]
 
 def _resolve(cfg: RunConfig, st: Stages, rep: Report, source: TreeSource | None) -> Resolved:
     with st.step("tree"):
-        t = source() if source else _select_tree(cfg)
+        t = source() if source else tree.select(cfg.tree, cfg.rev, cfg.cache, cfg.out)
         rep.context["tree"] = t.as_dict()
         if t.warning:
             st.progress(f"warning: {t.warning}")

@@ -133,6 +133,13 @@ def _import_tarball(path: Path, version: str, log_dir: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def select(path: Path | None, rev: str, cache: Path, log_dir: Path) -> Tree:
+    """The default tree, or the user's tree at `rev`."""
+    if path is None:
+        return default_tree(cache, log_dir)
+    return user_tree(path, rev, cache)
+
+
 def _open_user_repo(path: Path) -> git.Repo:
     try:
         return git.Repo(path)

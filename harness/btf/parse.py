@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.btf.types import (
@@ -97,61 +98,87 @@ def parse_header(data: bytes, where: str) -> Header:
     return header
 
 
-def _members(r: Reader, vlen: int) -> tuple[Member, ...]:
+@dataclass(frozen=True)
+class Head:
+    """The common btf_type fields of one type."""
+
+    kind: Kind
+    name: str
+    vlen: int
+    kflag: bool
+    size: int  # size or referenced type id, depending on the kind
+
+
+def _members(r: Reader, h: Head) -> Type:
     out = []
-    for _ in range(vlen):
+    for _ in range(h.vlen):
         name_off, type_id, offset = r.take(TRIPLE)
         out.append(Member(r.name(name_off), type_id, offset))
-    return tuple(out)
+    return Composite(h.kind, h.name, h.size, tuple(out), h.kflag)
 
 
-def _enumerators(r: Reader, vlen: int, wide: bool, signed: bool) -> tuple[Enumerator, ...]:
+def _enum(r: Reader, h: Head) -> Type:
     out = []
-    for _ in range(vlen):
-        if wide:
+    for _ in range(h.vlen):
+        if h.kind is Kind.ENUM64:
             name_off, lo, hi = r.take(TRIPLE)
             value = (hi << 32) | lo
-            if signed and value >= 1 << 63:
+            if h.kflag and value >= 1 << 63:
                 value -= 1 << 64
         else:
-            name_off, value = r.take(PAIR) if signed else r.take(PAIR_U)
+            name_off, value = r.take(PAIR) if h.kflag else r.take(PAIR_U)
         out.append(Enumerator(r.name(name_off), value))
-    return tuple(out)
+    return Enum(h.kind, h.name, h.size, tuple(out), h.kflag)
 
 
-def _parse_one(r: Reader, kind: Kind, name: str, vlen: int, kflag: bool, size: int) -> Type:
-    if kind is Kind.INT:
-        (word,) = r.take(U32)
-        return Int(name, size, (word >> 24) & 0xF, (word >> 16) & 0xFF, word & 0xFF)
-    if kind in REF_KINDS:
-        return Ref(kind, name, size)
-    if kind is Kind.ARRAY:
-        elem, index, nelems = r.take(TRIPLE)
-        return Array(elem, index, nelems)
-    if kind in (Kind.STRUCT, Kind.UNION):
-        return Composite(kind, name, size, _members(r, vlen), kflag)
-    if kind in (Kind.ENUM, Kind.ENUM64):
-        return Enum(kind, name, size, _enumerators(r, vlen, kind is Kind.ENUM64, kflag), kflag)
-    if kind is Kind.FWD:
-        return Fwd(name, kflag)
-    if kind is Kind.FUNC:
-        return Func(name, size, vlen)
-    if kind is Kind.FUNC_PROTO:
-        params = []
-        for _ in range(vlen):
-            name_off, type_id = r.take(PAIR_U)
-            params.append(Param(r.name(name_off), type_id))
-        return FuncProto(size, tuple(params))
-    if kind is Kind.VAR:
-        (linkage,) = r.take(U32)
-        return Var(name, size, linkage)
-    if kind is Kind.DATASEC:
-        infos = tuple(VarSecinfo(*r.take(TRIPLE)) for _ in range(vlen))
-        return Datasec(name, size, infos)
-    if kind is Kind.FLOAT:
-        return Float(name, size)
+def _int(r: Reader, h: Head) -> Type:
+    (word,) = r.take(U32)
+    return Int(h.name, h.size, (word >> 24) & 0xF, (word >> 16) & 0xFF, word & 0xFF)
+
+
+def _array(r: Reader, h: Head) -> Type:
+    elem, index, nelems = r.take(TRIPLE)
+    return Array(elem, index, nelems)
+
+
+def _func_proto(r: Reader, h: Head) -> Type:
+    params = []
+    for _ in range(h.vlen):
+        name_off, type_id = r.take(PAIR_U)
+        params.append(Param(r.name(name_off), type_id))
+    return FuncProto(h.size, tuple(params))
+
+
+def _var(r: Reader, h: Head) -> Type:
+    (linkage,) = r.take(U32)
+    return Var(h.name, h.size, linkage)
+
+
+def _datasec(r: Reader, h: Head) -> Type:
+    return Datasec(h.name, h.size, tuple(VarSecinfo(*r.take(TRIPLE)) for _ in range(h.vlen)))
+
+
+def _decl_tag(r: Reader, h: Head) -> Type:
     (component,) = r.take(S32)
-    return DeclTag(name, size, component)
+    return DeclTag(h.name, h.size, component)
+
+
+PARSERS: dict[Kind, Callable[[Reader, Head], Type]] = {
+    Kind.INT: _int,
+    Kind.ARRAY: _array,
+    Kind.STRUCT: _members,
+    Kind.UNION: _members,
+    Kind.ENUM: _enum,
+    Kind.ENUM64: _enum,
+    Kind.FWD: lambda r, h: Fwd(h.name, h.kflag),
+    Kind.FUNC: lambda r, h: Func(h.name, h.size, h.vlen),
+    Kind.FUNC_PROTO: _func_proto,
+    Kind.VAR: _var,
+    Kind.DATASEC: _datasec,
+    Kind.FLOAT: lambda r, h: Float(h.name, h.size),
+    Kind.DECL_TAG: _decl_tag,
+    **{k: (lambda r, h: Ref(h.kind, h.name, h.size)) for k in REF_KINDS},
+}
 
 
 def parse(data: bytes, where: str) -> Btf:
@@ -167,8 +194,8 @@ def parse(data: bytes, where: str) -> Btf:
         raw_kind = (info >> 24) & 0x1F
         if raw_kind == 0 or raw_kind > max(Kind):
             raise r.fail(f"type id {len(types)} has unknown kind {raw_kind}", at)
-        types.append(_parse_one(r, Kind(raw_kind), r.name(name_off), info & 0xFFFF,
-                                bool(info >> 31), size))
+        head = Head(Kind(raw_kind), r.name(name_off), info & 0xFFFF, bool(info >> 31), size)
+        types.append(PARSERS[head.kind](r, head))
     btf = Btf(tuple(types), where)
     check_references(btf)
     return btf

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from harness.btf.types import Btf, BtfError, Composite, Datasec, Enum, Kind, SCALARS, Var
+from harness.btf.types import SCALARS, Btf, BtfError, Composite, Datasec, Enum, Kind, Var
 
 POINTER_SIZE = 8
 

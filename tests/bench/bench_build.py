@@ -48,6 +48,7 @@ GATE_TIMEOUT = 3600.0
 TARGET_RATIO = 10.0
 WARM_LIMIT = 30.0
 TAIL_LINES = 40
+LOAD_WARNING = 0.5
 ERROR_RE = re.compile(r"\berror:|\*\*\*")
 
 
@@ -171,11 +172,16 @@ def targeted_build(tree_path: Path, k: kernel.Kernel, opts: Options, work: Path)
     try:
         plan = discover.load_plan(tree_path, TESTS)
         tools = build.build_tools(ctx)
+        t_tools = time.monotonic()
         build.build_testmod(ctx, k)
+        t_mod = time.monotonic()
         selftests = build.build_selftests(ctx, plan, tools, k)
     except BuildError as exc:
         raise BenchError(f"targeted build failed: {exc.line()}") from exc
-    seconds = time.monotonic() - start
+    end = time.monotonic()
+    seconds = end - start
+    say(f"  bpftool+libbpf {t_tools - start:.1f} s, bpf_testmod {t_mod - t_tools:.1f} s, "
+        f"test_progs {end - t_mod:.1f} s")
     if not selftests.test_progs.is_file():
         raise BenchError(f"targeted build produced no {selftests.test_progs}")
     return seconds
@@ -307,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     work = make_work(opts)
     say(f"scratch space: {work}")
+    load = os.getloadavg()[0]
+    if load > LOAD_WARNING:
+        say(f"warning: load average is {load:.1f} before starting; timings will be noisy")
     figures = Figures()
     status = 0
     try:
