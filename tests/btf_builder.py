@@ -25,7 +25,7 @@ class Builder:
         self.strings += name.encode() + b"\0"
         return off
 
-    def _type(self, kind: Kind, name: str, vlen: int, size_or_type: int,
+    def _type(self, kind: Kind, name: str, vlen: int, size_or_type: int, *,
               kflag: bool = False, extra: bytes = b"") -> int:
         info = (int(kind) << 24) | vlen | (int(kflag) << 31)
         self.types += struct.pack("<III", self._name(name), info, size_or_type) + extra
@@ -53,7 +53,7 @@ class Builder:
         """members: (name, type id, raw offset in bits, already kflag-encoded if needed)."""
         extra = b"".join(struct.pack("<III", self._name(n), t, o) for n, t, o in members)
         kind = Kind.UNION if union else Kind.STRUCT
-        return self._type(kind, name, len(members), size, kflag, extra)
+        return self._type(kind, name, len(members), size, kflag=kflag, extra=extra)
 
     def enum(self, name: str, size: int, values: list[tuple[str, int]],
              wide: bool = False) -> int:

@@ -184,7 +184,7 @@ def test_truncated() -> None:
 def test_type_id_out_of_range() -> None:
     b = Builder()
     b.struct("s", 4, [("a", 999, 0)])
-    with pytest.raises(BtfError, match="type id 1 .STRUCT. refers to type id 999, out of range"):
+    with pytest.raises(BtfError, match=r"type id 1 .STRUCT. refers to type id 999, out of range"):
         parse.parse(b.build(), "x.o")
 
 
@@ -209,5 +209,5 @@ def test_unknown_kind_and_bad_name_offset() -> None:
 
 def test_struct_ops_section_without_datasec() -> None:
     btf = parse.parse(Builder().build(), "x.o")
-    with pytest.raises(BtfError, match="section .struct_ops has no DATASEC"):
+    with pytest.raises(BtfError, match=r"section \.struct_ops has no DATASEC"):
         shadow.struct_ops_maps(btf, (".struct_ops",))

@@ -29,13 +29,8 @@ class Emulated:
 
 
 def skeleton_name(obj: Path) -> str:
-    """bpftool's default: the file name without .bpf.o/.o, non-identifier chars as '_'."""
-    stem = obj.name
-    for suffix in (".bpf.o", ".o"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    return re.sub(r"[^A-Za-z0-9_]", "_", stem)
+    """bpftool's default: the file name without '.o', other non-identifier chars as '_'."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", obj.name.removesuffix(".o"))
 
 
 def emulate(obj: Path, rules: Rules, name: str | None = None) -> Emulated:
