@@ -85,59 +85,46 @@ def _member_bytes(offset: int) -> int:
     return offset // 8
 
 
-def _mainline(btf: Btf, st: Composite) -> list[Field]:
+def _unsupported(btf: Btf, st: Composite, i: int, type_id: int, rules: Rules) -> int:
+    """Bytes an unsupported member takes: its size, or (v4) up to the next member."""
+    if rules is Rules.MAINLINE:
+        return btf.resolve_size(type_id)
+    members = st.members
+    if i == len(members) - 1:
+        return st.size - _member_bytes(members[i].offset)
+    return (members[i + 1].offset - members[i].offset) // 8
+
+
+def _fields(btf: Btf, st: Composite, rules: Rules) -> list[Field]:
+    v4 = rules is Rules.V4
     fields: list[Field] = []
     next_offset = 0
     for i, m in enumerate(st.members):
         type_id, t = btf.skip_mods_and_typedefs(m.type)
         offset = _member_bytes(m.offset)
-        if next_offset < offset:
-            fields.append(Field(f"char __padding_{i}[{offset - next_offset}]", next_offset,
-                                offset - next_offset))
+        gap = offset - next_offset
+        if gap > 0 or (v4 and gap != 0):
+            fields.append(Field(f"char __padding_{i - 1 if v4 else i}[{gap}]", next_offset, gap))
         if t.kind in SCALARS:
             size = btf.resolve_size(type_id)
             fields.append(Field(scalar_decl(btf, type_id, m.name), offset, size, m.name))
         elif btf.is_func_ptr(m.type):
             size = POINTER_SIZE
-            fields.append(Field(f"struct bpf_program *{m.name}", offset, size, m.name))
+            const = "const " if v4 else ""
+            fields.append(Field(f"{const}struct bpf_program *{m.name}", offset, size, m.name))
         else:
-            size = btf.resolve_size(type_id)
-            fields.append(Field(f"char __unsupported_{i}[{size}]", offset, size))
+            size = _unsupported(btf, st, i, type_id, rules)
+            label = "padding" if v4 else "unsupported"
+            fields.append(Field(f"char __{label}_{i}[{size}]", offset, size))
         next_offset = offset + size
-    if next_offset < st.size:
+    if not v4 and next_offset < st.size:
         fields.append(Field(f"char __padding_end[{st.size - next_offset}]", next_offset,
                             st.size - next_offset))
-    return fields
-
-
-def _v4(btf: Btf, st: Composite) -> list[Field]:
-    fields: list[Field] = []
-    next_offset = 0
-    last = len(st.members) - 1
-    for i, m in enumerate(st.members):
-        type_id, t = btf.skip_mods_and_typedefs(m.type)
-        offset = _member_bytes(m.offset)
-        if next_offset != offset:
-            fields.append(Field(f"char __padding_{i - 1}[{offset - next_offset}]", next_offset,
-                                offset - next_offset))
-        if t.kind in SCALARS:
-            size = btf.resolve_size(type_id)
-            fields.append(Field(scalar_decl(btf, type_id, m.name), offset, size, m.name))
-        elif btf.is_func_ptr(m.type):
-            size = POINTER_SIZE
-            fields.append(Field(f"const struct bpf_program *{m.name}", offset, size, m.name))
-        else:
-            end = st.size if i == last else _member_bytes(st.members[i + 1].offset)
-            size = end - offset if i == last else (st.members[i + 1].offset - m.offset) // 8
-            fields.append(Field(f"char __padding_{i}[{size}]", offset, size))
-        next_offset = offset + size
     return fields
 
 
 def shadow(btf: Btf, map_name: str, type_id: int, obj_name: str, rules: Rules) -> Shadow:
     st = btf.get(type_id)
     assert isinstance(st, Composite)
-    if rules is Rules.MAINLINE:
-        return Shadow(map_name, st.name, type_id, st.size, tuple(_mainline(btf, st)),
-                      f"{obj_name}__{map_name}__{st.name}")
-    return Shadow(map_name, st.name, type_id, st.size, tuple(_v4(btf, st)), None)
+    name = f"{obj_name}__{map_name}__{st.name}" if rules is Rules.MAINLINE else None
+    return Shadow(map_name, st.name, type_id, st.size, tuple(_fields(btf, st, rules)), name)
