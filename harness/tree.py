@@ -150,6 +150,19 @@ def _open_user_repo(path: Path) -> git.Repo:
         ) from exc
 
 
+def user_key(path: Path) -> str:
+    """Names the owned clone and the builds of a user's tree (by its resolved path)."""
+    return "user-" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+
+
+def forget(cache: Path, path: Path) -> None:
+    """Delete what the cache holds for a user's tree: its clone, worktree and builds."""
+    key = user_key(path)
+    for place in (cache / "trees" / key, cache / "build" / key,
+                  cache / "worktrees" / f"{key}-series", cache / "build" / f"{key}-series"):
+        shutil.rmtree(place, ignore_errors=True)
+
+
 def user_tree(path: Path, rev: str, cache: Path) -> Tree:
     """A user's git tree, checked out at `rev` in a clone the harness owns."""
     path = path.resolve()
@@ -162,7 +175,7 @@ def user_tree(path: Path, rev: str, cache: Path) -> Tree:
     warning = None
     if rev == "HEAD" and repo.is_dirty(untracked_files=False):
         warning = f"{path} has uncommitted changes; they are not tested (commit them first)"
-    key = "user-" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    key = user_key(path)
     owned = _owned_clone(path, cache / "trees" / key)
     owned.git.checkout("-q", "-f", "--detach", commit)
     version = check_kernel_tree(Path(owned.working_dir))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
+from harness import cli, tree
 from harness.errors import ParseError
 
 
@@ -90,7 +90,7 @@ def test_tests_matching_nothing(default_tree: Path, tmp_path: Path,
 
 
 @pytest.mark.build
-def test_tree_without_matching_kernel(default_tree: Path, tmp_path: Path,
+def test_tree_without_matching_kernel(default_tree: Path, cache: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     """A tree whose version has no installed kernel stops before building."""
     import git  # noqa: PLC0415
@@ -101,7 +101,11 @@ def test_tree_without_matching_kernel(default_tree: Path, tmp_path: Path,
     clone.git.commit("-qam", "bump", env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
                                          "GIT_COMMITTER_NAME": "t",
                                          "GIT_COMMITTER_EMAIL": "t@t"})
-    assert _run(["--tree", str(clone.working_dir)], tmp_path / "run") == cli.EXIT_BAD_TREE
+    try:
+        code = _run(["--tree", str(clone.working_dir)], tmp_path / "run")
+    finally:
+        tree.forget(cache, Path(clone.working_dir))
+    assert code == cli.EXIT_BAD_TREE
     assert "no installed kernel matches it" in _error_line(capsys)
 
 

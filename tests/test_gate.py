@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import git
 import pytest
 
-from harness import cli
+from harness import cli, tree
 
 pytestmark = [pytest.mark.vm, pytest.mark.build]
 
@@ -68,11 +69,19 @@ def _broken_tree(default_tree: Path, dest: Path) -> git.Repo:
     return repo
 
 
-def test_broken_shadow_layout_fails_the_gate(default_tree: Path, tmp_path: Path) -> None:
-    repo = _broken_tree(default_tree, tmp_path / "linux")
+@pytest.fixture
+def scratch(cache: Path, tmp_path: Path) -> Iterator[Path]:
+    """A path for a scratch tree; what the harness caches for it is deleted afterwards."""
+    yield tmp_path / "linux"
+    tree.forget(cache, tmp_path / "linux")
+
+
+def test_broken_shadow_layout_fails_the_gate(default_tree: Path, tmp_path: Path,
+                                             scratch: Path) -> None:
+    repo = _broken_tree(default_tree, scratch)
     head = repo.head.commit.hexsha
     run = tmp_path / "run"
-    assert cli.main(["run", "--tree", str(tmp_path / "linux"), "--out", str(run)]) == (
+    assert cli.main(["run", "--tree", str(scratch), "--out", str(run)]) == (
         cli.EXIT_TEST_FAILURE)
     report = _report(run)
     assert report["verdict"] == "fail" and report["tree"]["commit"] == head

@@ -49,6 +49,7 @@ TARGET_RATIO = 10.0
 WARM_LIMIT = 30.0
 TAIL_LINES = 40
 LOAD_WARNING = 0.5
+CLEANUP_TRIES = 24
 ERROR_RE = re.compile(r"\berror:|\*\*\*")
 
 
@@ -302,6 +303,20 @@ def make_work(opts: Options) -> Path:
     return Path(tempfile.mkdtemp(prefix="bench-build-", dir=opts.work)).resolve()
 
 
+def remove(work: Path) -> None:
+    """Delete the scratch space, waiting out writers that outlive the gate runs.
+
+    git's detached auto-gc, started by the tree import's commit, can still be repacking the
+    gate cache's repository after `harness run` has exited.
+    """
+    for _ in range(CLEANUP_TRIES):
+        shutil.rmtree(work, ignore_errors=True)
+        if not work.exists():
+            return
+        time.sleep(5)
+    say(f"warning: could not remove all of {work}")
+
+
 def run_parts(opts: Options, work: Path, figures: Figures) -> None:
     if not opts.skip_full:
         bench_builds(opts, work, figures)
@@ -328,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if opts.keep:
             say(f"kept {work}")
         else:
-            shutil.rmtree(work, ignore_errors=True)
+            remove(work)
     return status
 
 
