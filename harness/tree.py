@@ -121,6 +121,8 @@ def _import_tarball(path: Path, version: str, log_dir: Path) -> None:
         proc.run(["tar", "-xf", str(SOURCE_TARBALL), "-C", str(scratch),
                   "--strip-components=1"], log=log_dir / "tree-unpack.log", timeout=900)
         repo = git.Repo.init(scratch)
+        with repo.config_writer() as config:  # no background repack after the big commit
+            config.set_value("gc", "auto", "0")
         repo.git.add("-f", "-A")
         env = {"GIT_AUTHOR_NAME": "harness", "GIT_AUTHOR_EMAIL": "harness@localhost",
                "GIT_COMMITTER_NAME": "harness", "GIT_COMMITTER_EMAIL": "harness@localhost",
