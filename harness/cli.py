@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -175,7 +176,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
-    jobs = args.jobs or RunConfig(out=Path(), cache=Path()).jobs
+    jobs = args.jobs or os.cpu_count() or 1
     return RunConfig(
         out=(args.out or _default_out()).resolve(),
         cache=(args.cache or default_cache()).resolve(),
