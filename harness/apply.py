@@ -188,12 +188,27 @@ def _classify(wt: Worktree, patch: Patch, file: Path, tag: str) -> PatchResult:
     return result
 
 
+def _already_present(wt: Worktree, file: Path, tag: str) -> bool:
+    """Reverse-applies cleanly and does not apply forward: the change is in the tree."""
+    if wt.git(["apply", "--check", "-R", str(file)], f"{tag}-reverse.log").returncode != 0:
+        return False
+    return wt.git(["apply", "--check", str(file)], f"{tag}-check.log").returncode != 0
+
+
 def _am(wt: Worktree, patch: Patch, file: Path, tag: str) -> PatchResult | None:
+    if _already_present(wt, file, tag):
+        return PatchResult(label=patch.label, subject=patch.subject,
+                           outcome=Outcome.ALREADY_PRESENT)
     done = wt.git(["am", "--3way", str(file)], f"{tag}-am.log")
     if done.returncode != 0:
         wt.git(["am", "--abort"], f"{tag}-am-abort.log")
         return None
-    outcome = Outcome.APPLIED_3WAY if "3-way merge" in done.output else Outcome.APPLIED
+    if "No changes -- Patch already applied" in done.output:  # found by the 3-way merge
+        outcome = Outcome.ALREADY_PRESENT
+    elif "3-way merge" in done.output:
+        outcome = Outcome.APPLIED_3WAY
+    else:
+        outcome = Outcome.APPLIED
     return PatchResult(label=patch.label, subject=patch.subject, outcome=outcome,
                        log=str(done.log))
 

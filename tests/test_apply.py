@@ -11,6 +11,7 @@ from conftest import data
 from harness import apply, series
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "series"
+PATCHES = Path(__file__).resolve().parents[1] / "patches"
 
 
 def test_parse_reject_captured() -> None:
@@ -56,3 +57,29 @@ def test_real_series_on_6_12(default_tree: Path, tmp_path: Path, version: str,
     assert git.Repo(worktree).head.commit.hexsha == base
     assert git.Repo(worktree).git.status("--porcelain") == ""
     assert repo.git.status("--porcelain") == "" and repo.head.commit.hexsha == base
+
+
+@pytest.mark.build
+def test_three_way_and_already_present(default_tree: Path, tmp_path: Path) -> None:
+    """Context moved under a patch: plain apply fails, git am --3way merges it.  Applying
+    the same series again: every patch is already present."""
+    repo = git.Repo(default_tree)
+    base = repo.head.commit.hexsha
+    worktree = tmp_path / "wt"
+    apply.prepare(default_tree, base, worktree)
+    wt = git.Repo(worktree)
+    gen = worktree / "tools/bpf/bpftool/gen.c"
+    # A context line of 2/4's second hunk changes, two lines away from its change.
+    anchor = "\t\tswitch (btf_kind(member_type)) {\n\t\tcase BTF_KIND_INT:\n"
+    text = gen.read_text()
+    assert text.count(anchor) == 1
+    gen.write_text(text.replace(anchor, anchor.replace("INT:", "INT: /* ints */")))
+    wt.git.commit("-qam", "context change", env=apply.IDENTITY)
+    patches = series.load(str(PATCHES / "shadow-layout"))
+    first = apply.apply_series(patches, worktree, base, tmp_path / "logs")
+    assert [r.outcome for r in first.results] == [
+        apply.Outcome.APPLIED, apply.Outcome.APPLIED_3WAY, apply.Outcome.APPLIED,
+        apply.Outcome.APPLIED]
+    again = apply.apply_series(patches, worktree, base, tmp_path / "logs2")
+    assert [r.outcome for r in again.results] == [apply.Outcome.ALREADY_PRESENT] * 4
+    assert again.head == first.head

@@ -211,3 +211,14 @@ def test_struct_ops_section_without_datasec() -> None:
     btf = parse.parse(Builder().build(), "x.o")
     with pytest.raises(BtfError, match=r"section \.struct_ops has no DATASEC"):
         shadow.struct_ops_maps(btf, (".struct_ops",))
+
+
+def test_bitfield_offsets_read_raw_like_bpftool() -> None:
+    """With kind_flag, btf_member.offset is (bitfield size << 24) | bit offset; bpftool
+    divides the raw value by 8, and so does the emulator (see test_emulator for the oracle)."""
+    b = Builder()
+    i32 = b.int_("int", 4)
+    ops = b.struct("bits", 8, [("a", i32, 0), ("flag", i32, (3 << 24) | 32)], kflag=True)
+    b.datasec(".struct_ops", [(b.var("m", ops), 0, 8)])
+    block = _block_sec(b.build(), ".struct_ops")
+    assert "\t\t\tint a;\n\t\t\tchar __padding_1[6291456];\n\t\t\tint flag;\n" in block
