@@ -171,46 +171,65 @@ def prepare(repo_dir: Path, base: str, dest: Path) -> None:
     wt.git.clean("-q", "-fdx")
 
 
-def _classify(wt: Worktree, patch: Patch, file: Path, tag: str) -> PatchResult:
-    """Without applying: would it apply, is it already there, or where does it conflict?"""
-    result = PatchResult(label=patch.label, subject=patch.subject, outcome=Outcome.CONFLICT)
-    if wt.git(["apply", "--check", "-R", str(file)], f"{tag}-reverse.log").returncode == 0:
-        result.outcome = Outcome.ALREADY_PRESENT
-        return result
-    if wt.git(["apply", "--check", str(file)], f"{tag}-check.log").returncode == 0:
-        result.outcome = Outcome.WOULD_APPLY
-        return result
+@dataclass(frozen=True)
+class Checks:
+    """`git apply --check` of a patch against the worktree, both ways."""
+
+    reverse: bool
+    forward: bool
+
+    @property
+    def present(self) -> bool:
+        """Reverse-applies cleanly and does not apply forward: the change is in the tree."""
+        return self.reverse and not self.forward
+
+
+def _check(wt: Worktree, file: Path, tag: str) -> Checks:
+    reverse = wt.git(["apply", "--check", "-R", str(file)], f"{tag}-reverse.log")
+    forward = wt.git(["apply", "--check", str(file)], f"{tag}-check.log")
+    return Checks(reverse=reverse.returncode == 0, forward=forward.returncode == 0)
+
+
+def _result(patch: Patch, outcome: Outcome, log: Path | None = None) -> PatchResult:
+    return PatchResult(label=patch.label, subject=patch.subject, outcome=outcome,
+                       log=str(log) if log else None)
+
+
+def _conflict(wt: Worktree, patch: Patch, file: Path, tag: str) -> PatchResult:
+    """Which files and hunks fail (git apply --reject, then undone) and what is present."""
     reject = wt.git(["apply", "--reject", "-v", str(file)], f"{tag}-reject.log")
     wt.restore()
+    result = _result(patch, Outcome.CONFLICT, reject.log)
     result.files = parse_reject(reject.output)
     result.present_share = present_share(patch.diff, wt.path)
-    result.log = str(reject.log)
     return result
 
 
-def _already_present(wt: Worktree, file: Path, tag: str) -> bool:
-    """Reverse-applies cleanly and does not apply forward: the change is in the tree."""
-    if wt.git(["apply", "--check", "-R", str(file)], f"{tag}-reverse.log").returncode != 0:
-        return False
-    return wt.git(["apply", "--check", str(file)], f"{tag}-check.log").returncode != 0
-
-
 def _am(wt: Worktree, patch: Patch, file: Path, tag: str) -> PatchResult | None:
-    if _already_present(wt, file, tag):
-        return PatchResult(label=patch.label, subject=patch.subject,
-                           outcome=Outcome.ALREADY_PRESENT)
     done = wt.git(["am", "--3way", str(file)], f"{tag}-am.log")
     if done.returncode != 0:
         wt.git(["am", "--abort"], f"{tag}-am-abort.log")
         return None
     if "No changes -- Patch already applied" in done.output:  # found by the 3-way merge
-        outcome = Outcome.ALREADY_PRESENT
-    elif "3-way merge" in done.output:
-        outcome = Outcome.APPLIED_3WAY
-    else:
-        outcome = Outcome.APPLIED
-    return PatchResult(label=patch.label, subject=patch.subject, outcome=outcome,
-                       log=str(done.log))
+        return _result(patch, Outcome.ALREADY_PRESENT, done.log)
+    three_way = "3-way merge" in done.output
+    return _result(patch, Outcome.APPLIED_3WAY if three_way else Outcome.APPLIED, done.log)
+
+
+def _step(wt: Worktree, patch: Patch, file: Path, tag: str, stopped: bool) -> PatchResult:
+    """One patch: applied unless an earlier one conflicted; otherwise only checked."""
+    checks = _check(wt, file, tag)
+    if checks.present:
+        return _result(patch, Outcome.ALREADY_PRESENT)
+    if stopped:
+        return _result(patch, Outcome.WOULD_APPLY) if checks.forward else _conflict(
+            wt, patch, file, tag)
+    applied = _am(wt, patch, file, tag)
+    if applied is not None:
+        return applied
+    if checks.forward:  # the diff applies, but git am refused the mail itself
+        return _result(patch, Outcome.CONFLICT, wt.log_dir / f"{tag}-am.log")
+    return _conflict(wt, patch, file, tag)
 
 
 def apply_series(series: Series, worktree: Path, base: str, log_dir: Path) -> Applied:
@@ -219,21 +238,11 @@ def apply_series(series: Series, worktree: Path, base: str, log_dir: Path) -> Ap
     patches_dir.mkdir(parents=True, exist_ok=True)
     wt = Worktree(worktree, patches_dir)
     results: list[PatchResult] = []
-    stopped = False
     for i, patch in enumerate(series.patches, start=1):
         tag = f"{i:04d}"
         file = patches_dir / f"{tag}.patch"
         file.write_bytes(git_am_bytes(patch))
-        if stopped:
-            results.append(_classify(wt, patch, file, tag))
-            continue
-        applied = _am(wt, patch, file, tag)
-        if applied is None:
-            applied = _classify(wt, patch, file, tag)
-            if applied.outcome is Outcome.WOULD_APPLY:  # git am refused the mail itself
-                applied.outcome = Outcome.CONFLICT
-                applied.log = str(patches_dir / f"{tag}-am.log")
-            stopped = applied.outcome is Outcome.CONFLICT
-        results.append(applied)
+        stopped = any(r.outcome is Outcome.CONFLICT for r in results)
+        results.append(_step(wt, patch, file, tag, stopped))
     head = git.Repo(worktree).head.commit.hexsha
     return Applied(worktree=worktree, base=base, head=head, results=results)

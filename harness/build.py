@@ -62,12 +62,7 @@ def _make(ctx: BuildContext, args: list[str], log_name: str) -> None:
         proc.run(argv, log=ctx.log_dir / log_name, timeout=ctx.timeout)
     except proc.ProcError as exc:
         step = log_name.removesuffix(".log")
-        raise BuildError(f"{step} failed: {first_error(exc.tail + chr(10) + _log_text(exc.log))}",
-                         exc.log) from exc
-
-
-def _log_text(log: Path | None) -> str:
-    return log.read_text(errors="replace") if log and log.is_file() else ""
+        raise BuildError(f"{step} failed: {first_error(exc.output)}", exc.log) from exc
 
 
 def build_tools(ctx: BuildContext) -> Tools:

@@ -55,10 +55,6 @@ def directory(path: str) -> Entry:
     return Entry(path, stat.S_IFDIR | 0o755)
 
 
-def symlink(path: str, target: str) -> Entry:
-    return Entry(path, stat.S_IFLNK | 0o777, target.encode())
-
-
 def regular(path: str, data: bytes, executable: bool = False) -> Entry:
     return Entry(path, stat.S_IFREG | (0o755 if executable else 0o644), data)
 

@@ -24,12 +24,13 @@ TAIL_LINES = 20
 class ProcError(HarnessError):
     """A command exited non-zero."""
 
-    def __init__(self, argv: Sequence[str], returncode: int, tail: str, log: Path) -> None:
+    def __init__(self, argv: Sequence[str], returncode: int, output: str, log: Path) -> None:
         name = Path(argv[0]).name
         super().__init__(f"{name} exited with status {returncode}", log)
         self.argv = list(argv)
         self.returncode = returncode
-        self.tail = tail
+        self.output = output
+        self.tail = tail(output)
 
 
 class ProcTimeout(HarnessTimeout):
@@ -98,7 +99,7 @@ def run(
     output = log.read_text(errors="replace")
     done = Completed(list(argv), proc.returncode, output, time.monotonic() - start, log)
     if check and proc.returncode != 0:
-        raise ProcError(argv, proc.returncode, tail(output), log)
+        raise ProcError(argv, proc.returncode, output, log)
     return done
 
 
@@ -112,7 +113,7 @@ def capture(argv: Sequence[str], *, timeout: float = 30, with_stderr: bool = Fal
         timeout=timeout, check=False,
     )
     if proc.returncode != 0:
-        raise ProcError(argv, proc.returncode, tail(proc.stderr), Path("/dev/null"))
+        raise ProcError(argv, proc.returncode, proc.stderr, Path("/dev/null"))
     return proc.stdout + proc.stderr if with_stderr else proc.stdout
 
 

@@ -64,3 +64,14 @@ def test_write_if_changed_keeps_mtime(tmp_path: Path) -> None:
     assert f.stat().st_mtime_ns == before
     build.write_if_changed(f, "b")
     assert f.read_text() == "b"
+
+
+def test_first_error_names_the_compiler_error() -> None:
+    log = ("gcc -c a.c -o a.o\n"
+           "a.c: In function 'f':\n"
+           "a.c:3:5: error: implicit declaration of function 'g'\n"
+           "cc1: all warnings being treated as errors\n"
+           "make: *** [targeted.mk:62: a.o] Error 1\n")
+    assert build.first_error(log) == "a.c:3:5: error: implicit declaration of function 'g'"
+    assert build.first_error("just a line\nlast line\n") == "last line"
+    assert build.first_error("") == "no output"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def test_newc_roundtrip_with_cpio(tmp_path: Path) -> None:
         initramfs.directory("bin"),
         initramfs.regular("bin/hello", b"#!/bin/sh\necho hi\n", executable=True),
         initramfs.regular("odd", b"x" * 5),
-        initramfs.symlink("bin/sh", "hello"),
+        initramfs.Entry("bin/sh", stat.S_IFLNK | 0o777, b"hello"),
     ]
     archive = tmp_path / "a.cpio"
     archive.write_bytes(initramfs.newc(entries))
