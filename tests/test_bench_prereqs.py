@@ -1,0 +1,103 @@
+"""The benchmark installs what its upstream build runs (rsync first) before timing anything.
+
+Pure: a fake "installed" predicate and a fake bootstrap.ensure_packages; apt never runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from harness import bootstrap, proc
+from harness.errors import HarnessError
+
+SCRIPT = Path(__file__).resolve().parent / "bench" / "bench_build.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_build", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prerequisites_include_rsync(bench: ModuleType) -> None:
+    by_command = {p.command: p.package for p in bench.PREREQUISITES}
+    assert by_command["rsync"] == "rsync"
+    packages = set(by_command.values())
+    assert not packages & set(bootstrap.PACKAGES), "already installed by harness.bootstrap"
+
+
+def test_missing_packages_uses_the_predicate(bench: ModuleType) -> None:
+    prereqs = bench.PREREQUISITES
+    everything = {p.command for p in prereqs}
+    assert bench.missing_packages(prereqs, lambda c: c in everything - {"rsync"}) == ["rsync"]
+    assert bench.missing_packages(prereqs, lambda c: c in everything) == []
+    assert bench.missing_packages(prereqs, lambda c: False) == list(
+        dict.fromkeys(p.package for p in prereqs))
+
+
+def test_two_commands_of_one_package_install_it_once(bench: ModuleType) -> None:
+    prereqs = [bench.Prerequisite("diff", "diffutils", "x"),
+               bench.Prerequisite("cmp", "diffutils", "y")]
+    assert bench.missing_packages(prereqs, lambda c: False) == ["diffutils"]
+
+
+def test_ensure_installs_only_the_missing(bench: ModuleType,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[list[str]] = []
+    present = {"pkg-config", "awk"}
+
+    def fake_install(packages: list[str]) -> list[str]:
+        asked.append(list(packages))
+        present.add("rsync")
+        return list(packages)
+
+    monkeypatch.setattr(bootstrap, "ensure_packages", fake_install)
+    bench.ensure_prerequisites(installed=lambda c: c in present)
+    assert asked == [["rsync"]]
+    bench.ensure_prerequisites(installed=lambda c: c in present)
+    assert asked == [["rsync"]], "nothing missing: apt is not asked again"
+
+
+def test_ensure_fails_clearly(bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(packages: list[str]) -> list[str]:
+        raise HarnessError(f"missing Debian packages {' '.join(packages)}: run as root")
+
+    monkeypatch.setattr(bootstrap, "ensure_packages", refuse)
+    with pytest.raises(bench.BenchError, match=r"cannot install rsync: .*run as root"):
+        bench.ensure_prerequisites(installed=lambda c: c != "rsync")
+
+
+def test_bootstrap_ensure_packages_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_installed(argv: list[str], **_: object) -> str:
+        return "deinstall ok config-files"
+
+    def no_apt(*_: object, **__: object) -> None:
+        raise AssertionError("apt must not run")
+
+    monkeypatch.setattr(proc, "capture", not_installed)
+    monkeypatch.setattr(proc, "run", no_apt)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(HarnessError, match="apt-get install rsync"):
+        bootstrap.ensure_packages(["rsync"])
+
+
+def test_bootstrap_ensure_packages_skips_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def installed(argv: list[str], **_: object) -> str:
+        return "install ok installed"
+
+    def no_apt(*_: object, **__: object) -> None:
+        raise AssertionError("apt must not run")
+
+    monkeypatch.setattr(proc, "capture", installed)
+    monkeypatch.setattr(proc, "run", no_apt)
+    assert bootstrap.ensure_packages(["rsync", "make"]) == []
