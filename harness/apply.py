@@ -13,15 +13,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-import git
 from unidiff.patch import PatchSet
 
-from harness import proc
+from harness import proc, vcs
 from harness.series import Patch, Series, git_am_bytes
-
-IDENTITY = {"GIT_AUTHOR_NAME": "harness", "GIT_AUTHOR_EMAIL": "harness@localhost",
-            "GIT_COMMITTER_NAME": "harness", "GIT_COMMITTER_EMAIL": "harness@localhost"}
-GIT_TIMEOUT = 300
 
 
 class Outcome(StrEnum):
@@ -30,6 +25,7 @@ class Outcome(StrEnum):
     ALREADY_PRESENT = "already-present"
     CONFLICT = "conflict"
     WOULD_APPLY = "would-apply"  # checked after an earlier conflict; not applied
+    NOT_APPLIED = "not-applied"  # a dry run: nothing was tried
 
 
 @dataclass
@@ -148,27 +144,30 @@ class Worktree:
     def __init__(self, path: Path, log_dir: Path) -> None:
         self.path = path
         self.log_dir = log_dir
+        self.vcs = vcs.Git(path, log_dir)
 
     def git(self, args: list[str], log: str, check: bool = False) -> proc.Completed:
-        return proc.run(["git", "-C", str(self.path), *args], log=self.log_dir / log,
-                        timeout=GIT_TIMEOUT, env=IDENTITY, check=check)
+        return self.vcs.run(*args, log=log, check=check)
 
     def restore(self) -> None:
         self.git(["checkout", "-q", "-f", "HEAD", "--", "."], "git-restore.log", check=True)
         self.git(["clean", "-q", "-fd"], "git-clean.log", check=True)
 
 
-def prepare(repo_dir: Path, base: str, dest: Path) -> None:
-    """A detached worktree of the harness-owned repo at `base`, reset to a clean state."""
-    repo = git.Repo(repo_dir)
+def prepare(repo_dir: Path, base: str, dest: Path, log_dir: Path) -> None:
+    """A detached worktree of the harness-owned repo at `base`, reset to a clean state.
+
+    The caller holds the locks of the repository and of the worktree.
+    """
     if not (dest / ".git").exists():
-        repo.git.worktree("prune")
+        repo = vcs.Git(repo_dir, log_dir)
+        repo.run("worktree", "prune")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        repo.git.worktree("add", "--force", "--detach", str(dest), base)
-    wt = git.Repo(dest)
-    wt.git.am("--abort", with_exceptions=False)
-    wt.git.checkout("-q", "-f", "--detach", base)
-    wt.git.clean("-q", "-fdx")
+        repo.run("worktree", "add", "--force", "--detach", str(dest), base)
+    wt = vcs.Git(dest, log_dir)
+    wt.run("am", "--abort", check=False, log="git-am-abort.log")
+    wt.run("checkout", "-q", "-f", "--detach", base)
+    wt.run("clean", "-q", "-fdx")
 
 
 @dataclass(frozen=True)
@@ -232,6 +231,12 @@ def _step(wt: Worktree, patch: Patch, file: Path, tag: str, stopped: bool) -> Pa
     return _conflict(wt, patch, file, tag)
 
 
+def planned(series: Series, worktree: Path, base: str) -> Applied:
+    """What a dry run reports: every patch, none tried."""
+    results = [_result(p, Outcome.NOT_APPLIED) for p in series.patches]
+    return Applied(worktree=worktree, base=base, head=base, results=results)
+
+
 def apply_series(series: Series, worktree: Path, base: str, log_dir: Path) -> Applied:
     """Apply in order; stop applying at the first conflict but check every patch."""
     patches_dir = log_dir / "patches"
@@ -244,5 +249,5 @@ def apply_series(series: Series, worktree: Path, base: str, log_dir: Path) -> Ap
         file.write_bytes(git_am_bytes(patch))
         stopped = any(r.outcome is Outcome.CONFLICT for r in results)
         results.append(_step(wt, patch, file, tag, stopped))
-    head = git.Repo(worktree).head.commit.hexsha
+    head = wt.vcs.head()
     return Applied(worktree=worktree, base=base, head=head, results=results)

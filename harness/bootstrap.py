@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,7 @@ PACKAGES = (
     "libssl-dev", "xz-utils", SOURCE,
 )
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+TIER_TIMEOUT = 3600.0
 
 
 def kernel_packages(source_version: str, flavour: str = "cloud-amd64") -> list[str]:
@@ -74,6 +76,19 @@ def _apt_install(packages: Sequence[str], updated: list[bool]) -> None:
              log=_log("apt-install"), timeout=1800, env=APT_ENV)
 
 
+def ensure_packages(packages: Sequence[str]) -> list[str]:
+    """Install, through apt, those of `packages` that dpkg does not list; the ones it did.
+
+    For scripts that need more than PACKAGES (the benchmark's upstream build needs rsync).
+    """
+    missing = _missing(packages)
+    if missing and os.geteuid() != 0:
+        raise HarnessError(f"missing Debian packages {' '.join(missing)}: run as root, or "
+                           f"apt-get install {' '.join(missing)}")
+    _apt_install(missing, [])
+    return missing
+
+
 def install_system() -> None:
     if os.geteuid() != 0:
         raise HarnessError("bootstrap installs Debian packages: run it as root")
@@ -110,8 +125,31 @@ def main(argv: Sequence[str]) -> int:
         os.execv(VENV / "bin/harness", ["harness", "run", *argv[1:]])
     if argv[0] == "test":
         os.chdir(ROOT)
-        os.execv(VENV / "bin/tox", ["tox", *argv[1:]])
+        if argv[1:]:
+            os.execv(VENV / "bin/tox", ["tox", *argv[1:]])
+        return run_tiers()
     return 0
+
+
+TIERS = ("lint", "unit", "integration", "slow")
+
+
+def run_tiers() -> int:
+    """Each tox tier in order, all of them, with its wall time; non-zero if any failed."""
+    timings: list[str] = []
+    failed = []
+    for tier in TIERS:
+        start = time.monotonic()
+        code = proc.foreground([str(VENV / "bin/tox"), "-e", tier], timeout=TIER_TIMEOUT,
+                               cwd=ROOT)
+        seconds = time.monotonic() - start
+        timings.append(f"{tier} {seconds:.0f} s ({'ok' if code == 0 else f'exit {code}'})")
+        print(f"bootstrap: tier {tier}: {seconds:.1f} s, exit {code}", file=sys.stderr,
+              flush=True)
+        if code != 0:
+            failed.append(tier)
+    print(f"bootstrap: tier wall times: {', '.join(timings)}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

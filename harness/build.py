@@ -11,10 +11,12 @@ from __future__ import annotations
 import filecmp
 import re
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import proc
+from harness.cache import Cache
 from harness.config import Toolchain
 from harness.discover import SELFTESTS, Plan, Skeleton
 from harness.errors import BuildError
@@ -25,12 +27,54 @@ TESTMOD = "bpf_testmod"
 
 @dataclass(frozen=True)
 class BuildContext:
+    """Where and how to build for one tree.
+
+    Outputs go to one directory per tree and per set of inputs: make's own rules follow
+    the tree's sources (a checkout rewrites what changed), while what make cannot see
+    (the kernel's BTF behind vmlinux.h, the headers a module builds against, the
+    compilers and their versions) names the directory instead.
+    """
+
     tree: Path
-    build_dir: Path  # cache/build/<tree key>
+    tree_key: str
+    cache: Cache
     log_dir: Path  # the run directory
     toolchain: Toolchain
     jobs: int
-    timeout: float
+    timeout: float = 1800.0
+    versions: Mapping[str, str] = field(default_factory=dict)  # toolchain.versions()
+
+    def _compilers(self) -> dict[str, str]:
+        return {"cc": self.toolchain.cc, "cc_version": self.versions.get("gcc", ""),
+                "clang": self.toolchain.clang, "clang_version": self.versions.get("clang", "")}
+
+    def tools_dir(self) -> Path:
+        return self.cache.build(self.tree_key, "tools", self._compilers())
+
+    def testmod_dir(self, kernel: Kernel) -> Path:
+        inputs = {"kernel": kernel.fingerprint(), "headers": str(kernel.headers),
+                  "cc": self.toolchain.cc, "cc_version": self.versions.get("gcc", "")}
+        return self.cache.build(self.tree_key, "testmod", inputs)
+
+    def selftests_dir(self, kernel: Kernel) -> Path:
+        inputs = {"kernel": kernel.fingerprint(), "headers": str(kernel.headers),
+                  **self._compilers()}
+        return self.cache.build(self.tree_key, "selftests", inputs)
+
+
+@dataclass(frozen=True)
+class OutputDirs:
+    tools: Path
+    testmod: Path
+    selftests: Path
+
+
+def output_dirs(cache: Cache, tree_key: str, kernel: Kernel, toolchain: Toolchain,
+                versions: Mapping[str, str] | None = None) -> OutputDirs:
+    """Every output directory for one tree and kernel (what the context would use)."""
+    ctx = BuildContext(tree=Path("."), tree_key=tree_key, cache=cache, log_dir=Path("."),
+                       toolchain=toolchain, jobs=1, versions=versions or {})
+    return OutputDirs(ctx.tools_dir(), ctx.testmod_dir(kernel), ctx.selftests_dir(kernel))
 
 
 @dataclass(frozen=True)
@@ -67,7 +111,7 @@ def _make(ctx: BuildContext, args: list[str], log_name: str) -> None:
 
 def build_tools(ctx: BuildContext) -> Tools:
     """bpftool from the tree, with the libbpf it builds (shared with test_progs)."""
-    out = ctx.build_dir
+    out = ctx.tools_dir()
     for sub in ("bpftool", "libbpf", "libbpf-dest"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     _make(ctx, [
@@ -97,7 +141,7 @@ def sync_dir(src: Path, dest: Path, patterns: tuple[str, ...]) -> None:
 def build_testmod(ctx: BuildContext, kernel: Kernel) -> Path:
     """bpf_testmod.ko, out of tree against the kernel's headers (gets module BTF)."""
     src = ctx.tree / SELFTESTS / TESTMOD
-    work = ctx.build_dir / f"testmod-{kernel.release}"
+    work = ctx.testmod_dir(kernel)
     sync_dir(src, work, ("*.c", "*.h", "Makefile", "Kbuild"))
     _make(ctx, ["-C", str(kernel.headers), f"M={work}", "modules"], "build-testmod.log")
     ko = work / f"{TESTMOD}.ko"
@@ -223,7 +267,7 @@ def render_makefile(m: MakeInputs, plan: Plan) -> str:
 
 def build_objects(ctx: BuildContext, plan: Plan, tools: Tools, kernel: Kernel) -> list[Path]:
     """Only the plan's BPF objects (no test_progs), with the same rules and flags."""
-    out = ctx.build_dir / "selftests"
+    out = ctx.selftests_dir(kernel)
     makefile = out / "objects.mk"
     write_if_changed(makefile, render_makefile(_inputs(ctx, out, tools, kernel), plan))
     targets = [out / f"{o}.bpf.o" for o in plan.bpf_objects]
@@ -240,7 +284,7 @@ def _inputs(ctx: BuildContext, out: Path, tools: Tools, kernel: Kernel) -> MakeI
 
 def build_selftests(ctx: BuildContext, plan: Plan, tools: Tools, kernel: Kernel) -> Selftests:
     """Generate the targeted Makefile and run it."""
-    out = ctx.build_dir / "selftests"
+    out = ctx.selftests_dir(kernel)
     write_if_changed(out / "prog_tests/tests.h", tests_header(plan))
     makefile = out / "targeted.mk"
     write_if_changed(makefile, render_makefile(_inputs(ctx, out, tools, kernel), plan))

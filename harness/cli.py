@@ -1,75 +1,146 @@
-"""Command line: subcommands → handlers.  The only place exit codes are chosen."""
+"""Gate BPF patch series on the kernel's own BPF selftests, in a QEMU VM.
+
+harness builds bpftool, libbpf, bpf_testmod and a test_progs that links only the selected
+prog_tests from a Linux kernel tree, boots a VM on a matching kernel, runs the tests and
+prints a verdict; report.json and junit.xml go to the run directory.  With --series it
+compares the base tree with the base plus a patch series.  Exit codes are made for CI
+and `git bisect run` (below).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
 
-from harness import apply, build, errors, gate, report, results, run, series, tree
+from harness import apply, build, errors, gate, results, run, series, tree
 from harness.btf import verify
 from harness.btf.shadow import Rules
 from harness.btf.types import BtfError
-from harness.config import ACCELS, DEFAULT_TESTS, RunConfig, Toolchain, VmSpec, default_cache
+from harness.cache import Cache
+from harness.config import ACCELS, DEFAULTS, RunConfig, Toolchain, VmSpec, default_cache
+from harness.report import Verdict, judge
 
-EXIT_PASS = 0
-EXIT_TEST_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_BAD_TREE = 3
-EXIT_MISSING_TOOL = 4
-EXIT_NO_TESTS = 5
-EXIT_BUILD = 6
-EXIT_BOOT = 7
-EXIT_TIMEOUT = 8
-EXIT_BAD_SERIES = 9
-EXIT_APPLY = 10
-EXIT_BAD_OBJECT = 11
-EXIT_INTERNAL = 70
 
-# Most specific first: HarnessTimeout is checked before its siblings.
-ERROR_CODES: tuple[tuple[type[errors.HarnessError], int], ...] = (
-    (errors.HarnessTimeout, EXIT_TIMEOUT),
-    (errors.UsageError, EXIT_USAGE),
-    (errors.ParseError, EXIT_USAGE),
-    (errors.TreeError, EXIT_BAD_TREE),
-    (errors.ToolchainError, EXIT_MISSING_TOOL),
-    (errors.SelectionError, EXIT_NO_TESTS),
-    (errors.BuildError, EXIT_BUILD),
-    (errors.BootError, EXIT_BOOT),
-    (errors.SeriesError, EXIT_BAD_SERIES),
-    (errors.ApplyError, EXIT_APPLY),
-    (BtfError, EXIT_BAD_OBJECT),
-    (errors.InternalError, EXIT_INTERNAL),
+@dataclass(frozen=True)
+class Exit:
+    code: int
+    meaning: str
+    verdict: Verdict
+    error: type[errors.HarnessError] | type[BtfError] | None = None
+
+
+# The one table: verdict (and, for errors, the error's kind) → exit code.  Most specific
+# error kinds first (ProcTimeout before ProcError's siblings).  README's table matches it.
+EXITS: tuple[Exit, ...] = (
+    Exit(0, "all selected tests passed", Verdict.PASS),
+    Exit(1, "a test or subtest failed, or test_progs crashed mid-run; with `--series`, a "
+            "regression or a failing new subtest; `shadow --verify`, a difference from "
+            "bpftool", Verdict.FAIL),
+    Exit(2, "usage error (bad option, options that do not go together, unreadable input "
+            "file)", Verdict.ERROR, errors.UsageError),
+    Exit(2, "", Verdict.ERROR, errors.ParseError),
+    Exit(3, "not a kernel tree, bad `--rev`, or no kernel matching the tree", Verdict.ERROR,
+         errors.TreeError),
+    Exit(4, "a required program or package is missing", Verdict.ERROR, errors.ToolchainError),
+    Exit(5, "`--tests` matched no prog_test in the tree, or test_progs ran no test",
+         Verdict.ERROR, errors.SelectionError),
+    Exit(6, "build failure (bpftool, libbpf, bpf_testmod, test_progs)", Verdict.ERROR,
+         errors.BuildError),
+    Exit(7, "the VM did not boot, the kernel panicked, or the VM was lost", Verdict.ERROR,
+         errors.BootError),
+    Exit(8, "a build, the boot or the test run exceeded its time limit", Verdict.ERROR,
+         errors.HarnessTimeout),
+    Exit(9, "the series cannot be read (empty, not mail, corrupt diff, incomplete, msg-id "
+            "offline)", Verdict.ERROR, errors.SeriesError),
+    Exit(10, "a patch of the series does not apply to the tree", Verdict.ERROR,
+         errors.ApplyError),
+    Exit(11, "a BPF object cannot be read (not ELF, no `.BTF`, corrupt BTF: the message "
+             "names the offset)", Verdict.ERROR, BtfError),
+    Exit(12, "dry run: nothing was built, applied or tested (never a pass)", Verdict.DRY_RUN),
+    Exit(13, "a helper command (git, tar, dpkg-query, ...) failed; the message names it and "
+             "its log", Verdict.ERROR, errors.ProcError),
+    Exit(70, "internal error (a bug in harness; `traceback.txt` in the run directory)",
+         Verdict.ERROR, errors.InternalError),
+    Exit(130, "aborted by Ctrl-C or SIGTERM (children ended, report written with verdict "
+              "`aborted`)", Verdict.ABORTED),
 )
-
-EXIT_CODES_HELP = f"""exit codes:
-  {EXIT_PASS}   all selected tests passed
-  {EXIT_TEST_FAILURE}   a test or subtest failed (or test_progs crashed mid-run); with
-      --series: a regression (pass→fail) or a failing new subtest; shadow --verify: a
-      difference from bpftool or a layout mismatch
-  {EXIT_USAGE}   usage error (bad option, unreadable input file)
-  {EXIT_BAD_TREE}   not a kernel tree, bad --rev, or no kernel matching the tree
-  {EXIT_MISSING_TOOL}   a required program or package is missing
-  {EXIT_NO_TESTS}   --tests matched no prog_test in the tree
-  {EXIT_BUILD}   build failure (bpftool, libbpf, bpf_testmod, test_progs)
-  {EXIT_BOOT}   the VM did not boot, the kernel panicked, or the VM was lost
-  {EXIT_TIMEOUT}   a build, the boot or the test run exceeded its time limit
-  {EXIT_BAD_SERIES}   the series cannot be read (empty, not mail, corrupt diff, offline msg-id)
-  {EXIT_APPLY}  a patch of the series does not apply to the tree
-  {EXIT_BAD_OBJECT}  a BPF object cannot be read (not ELF, no .BTF, corrupt BTF)
-  {EXIT_INTERNAL}  internal error (a bug in harness; traceback in the run directory)
-"""
+EXIT_PASS, EXIT_TEST_FAILURE, EXIT_USAGE, EXIT_BAD_TREE, EXIT_MISSING_TOOL = 0, 1, 2, 3, 4
+EXIT_NO_TESTS, EXIT_BUILD, EXIT_BOOT, EXIT_TIMEOUT, EXIT_BAD_SERIES = 5, 6, 7, 8, 9
+EXIT_APPLY, EXIT_BAD_OBJECT, EXIT_DRY_RUN, EXIT_COMMAND = 10, 11, 12, 13
+EXIT_INTERNAL, EXIT_ABORTED = 70, 130
 
 
-def code_for(error: errors.HarnessError) -> int:
-    for kind, code in ERROR_CODES:
-        if isinstance(error, kind):
-            return code
+def exit_table() -> list[tuple[int, str]]:
+    """(code, meaning) for the help text and README, one row per code."""
+    return [(e.code, e.meaning) for e in EXITS if e.meaning]
+
+
+EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
+    f"  {code:<4} {meaning.replace('`', '')}" for code, meaning in exit_table())
+
+
+def code_for(error: BaseException) -> int:
+    """The exit code of an error kind (the first matching row)."""
+    for e in EXITS:
+        if e.error is not None and isinstance(error, e.error):
+            return e.code
     return EXIT_INTERNAL
+
+
+def exit_code(verdict: Verdict, error: BaseException | None) -> int:
+    if verdict is Verdict.ERROR:
+        return code_for(error) if error is not None else EXIT_INTERNAL
+    return next(e.code for e in EXITS if e.verdict is verdict and e.error is None)
+
+
+# --- finishing a command: one place --------------------------------------------------
+
+
+class Finishable(Protocol):
+    verdict: Verdict
+    error: errors.HarnessError | None
+    exit_code: int | None
+    run_dir: Path
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+    def junit(self) -> Any: ...
+
+    def summary(self) -> str: ...
+
+
+def write_files(rep: Finishable) -> None:
+    import xml.etree.ElementTree as ET  # noqa: PLC0415
+
+    rep.run_dir.mkdir(parents=True, exist_ok=True)
+    (rep.run_dir / "report.json").write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
+    doc = ET.ElementTree(rep.junit())
+    ET.indent(doc)
+    doc.write(rep.run_dir / "junit.xml", encoding="utf-8", xml_declaration=True)
+
+
+def finish(rep: Finishable, as_json: bool) -> int:
+    """Choose the exit code, write report.json and junit.xml, print; return the code."""
+    rep.exit_code = exit_code(rep.verdict, rep.error)
+    write_files(rep)
+    if as_json:
+        print(json.dumps(rep.as_dict(), indent=2))
+    if rep.error is not None:
+        print(f"harness: error: {rep.error.line()}", file=sys.stderr)
+    print(rep.summary(), file=sys.stderr)
+    return rep.exit_code
+
+
+# --- the parser ---------------------------------------------------------------------
 
 
 def _default_out() -> Path:
@@ -83,38 +154,46 @@ def _tests(value: str) -> tuple[str, ...]:
     return names
 
 
+Adder = Callable[..., argparse.Action]
+
+
+def _common_tree(add: Adder) -> None:
+    add("--tree", type=Path, help="a kernel git tree (default: Debian's linux-source-6.12, "
+        "unpacked once into the cache); never written to")
+    add("--rev", help=f"commit of --tree to use (default {DEFAULTS.rev})")
+    add("--cache", type=Path, help="where trees and builds are kept "
+        "(default $HARNESS_CACHE or ~/.cache/harness)")
+    add("--out", type=Path, help="run directory for logs and reports "
+        "(default harness-runs/run-<time>)")
+    add("--json", action="store_true", help="print report.json (or the result) on stdout")
+
+
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "run", help="build, boot and run the selected BPF selftests; print a verdict",
         description="Build bpftool, libbpf, bpf_testmod and a targeted test_progs from a "
                     "kernel tree, boot a QEMU VM and run the selected prog_tests.",
         epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tree", type=Path, help="a kernel git tree (default: Debian's "
-                   "linux-source-6.12, unpacked into the cache)")
-    p.add_argument("--rev", default="HEAD", help="commit of --tree to test (default HEAD)")
-    p.add_argument("--series", metavar="SRC",
-                   help="gate a series: run on the base and on base+series and compare "
-                        "(SRC: mbox, format-patch dir, BASE..TIP in --tree, or msg-id)")
-    p.add_argument("--tests", type=_tests, default=DEFAULT_TESTS,
-                   help="comma-separated prog_tests (file stems or test names); "
-                        f"default {','.join(DEFAULT_TESTS)}")
-    p.add_argument("--out", type=Path, help="run directory (default harness-runs/run-<time>)")
-    p.add_argument("--cache", type=Path, default=None,
-                   help="cache for trees and builds (default $HARNESS_CACHE or ~/.cache/harness)")
-    p.add_argument("--kernel", type=Path, help="kernel image to boot (with --headers)")
-    p.add_argument("--headers", type=Path, help="kbuild headers dir with a BTF vmlinux")
-    p.add_argument("--accel", choices=ACCELS, help="QEMU accelerator (default tcg; "
-                   "HARNESS_ACCEL=tcg forces TCG)")
-    p.add_argument("--clang", default="clang-19", help="clang for BPF programs")
-    p.add_argument("--memory", default="2G")
-    p.add_argument("--cpus", type=int, default=2)
-    p.add_argument("--append", action="append", default=[], metavar="ARG",
-                   help="extra guest kernel command-line argument (repeatable)")
-    p.add_argument("-j", "--jobs", type=int, default=None)
-    p.add_argument("--json", action="store_true", help="print report.json to stdout")
-    p.add_argument("--dry-run", action="store_true",
-                   help="resolve tree, kernel and tests; print the plan and QEMU command; "
-                        "build and boot nothing")
+    add = p.add_argument
+    _common_tree(add)
+    add("--series", metavar="SRC", help="gate a series: apply it, run on the base and on "
+        "base+series and compare (SRC: mbox, format-patch dir, BASE..TIP in --tree, msg-id)")
+    add("--tests", type=_tests, help="comma-separated prog_tests (file stems or test "
+        f"names; default {','.join(DEFAULTS.tests)})")
+    add("--kernel", type=Path, help="kernel image to boot instead of the installed one "
+        "(needs --headers)")
+    add("--headers", type=Path, help="kbuild directory of --kernel, with a BTF vmlinux")
+    add("--accel", choices=ACCELS, help="QEMU accelerator (default tcg; HARNESS_ACCEL=tcg "
+        "forces TCG whatever is asked)")
+    add("--clang", help=f"clang for BPF programs (default {DEFAULTS.toolchain.clang})")
+    add("--memory", help=f"guest memory, in QEMU's -m syntax (default {DEFAULTS.vm.memory})")
+    add("--cpus", type=int, help=f"guest CPUs (default {DEFAULTS.vm.cpus})")
+    add("--append", action="append", default=[], metavar="ARG",
+        help="extra guest kernel command-line argument (repeatable)")
+    add("-j", "--jobs", type=int, help="parallel build jobs (default: the number of CPUs)")
+    add("--dry-run", action="store_true", help="resolve the tree, kernel and tests (and the "
+        "series' patches); print the plan and the QEMU command; build, apply and boot "
+        f"nothing (exit {EXIT_DRY_RUN})")
 
 
 def _add_series(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -127,12 +206,8 @@ def _add_series(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                                "harness-owned worktree and report each patch")
     for a in (show, check):
         a.add_argument("src", help="mbox, format-patch dir, BASE..TIP (in --tree) or msg-id")
-        a.add_argument("--tree", type=Path)
-        a.add_argument("--json", action="store_true")
+        _common_tree(a.add_argument)
     show.add_argument("--manifest", type=Path, help="compare with a patches/manifests file")
-    check.add_argument("--rev", default="HEAD")
-    check.add_argument("--out", type=Path)
-    check.add_argument("--cache", type=Path)
 
 
 def _add_shadow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -142,24 +217,24 @@ def _add_shadow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                     "its BTF alone; --verify compares with the real bpftool built from the "
                     "tree and compiles a size/offset check.",
         epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("objects", nargs="+", type=Path, metavar="OBJ")
-    p.add_argument("--rules", choices=[r.value for r in Rules], default=Rules.MAINLINE.value)
-    p.add_argument("--skeleton-name", help="the skeleton name (default: from the file name)")
-    p.add_argument("--verify", action="store_true")
-    p.add_argument("--bpftool", type=Path, help="bpftool to compare with (default: built "
-                   "from --tree or the default tree)")
-    p.add_argument("--tree", type=Path)
-    p.add_argument("--rev", default="HEAD")
-    p.add_argument("--cache", type=Path)
-    p.add_argument("--out", type=Path, help="where --verify keeps its logs")
-    p.add_argument("--clang", default="clang-19")
+    add = p.add_argument
+    add("objects", nargs="+", type=Path, metavar="OBJ", help="BPF object files (.bpf.o)")
+    add("--rules", choices=[r.value for r in Rules], default=Rules.MAINLINE.value,
+        help="mainline (merged v6 and later) or v4 (the posted v4)")
+    add("--skeleton-name", help="the skeleton name (default: from the file name)")
+    add("--verify", action="store_true", help="compare with the real bpftool and compile a "
+        "layout check")
+    add("--bpftool", type=Path, help="bpftool to compare with (default: built from --tree "
+        "or the default tree)")
+    add("--clang", help=f"clang for the layout check (default {DEFAULTS.toolchain.clang})")
+    _common_tree(add)
 
 
 def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("parse", help="parse a saved test_progs log and print the verdict",
                        epilog=EXIT_CODES_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("log", type=Path)
+    p.add_argument("log", type=Path, help="a test_progs.log from a run directory")
     p.add_argument("--exit-status", type=int, default=0,
                    help="test_progs's exit status, when known (default 0)")
 
@@ -167,7 +242,7 @@ def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=__doc__, epilog=EXIT_CODES_HELP,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     _add_series(sub)
     _add_shadow(sub)
@@ -175,16 +250,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args: argparse.Namespace) -> RunConfig:
-    jobs = args.jobs or os.cpu_count() or 1
+def _given(**values: Any) -> dict[str, Any]:
+    """Only the options the user gave: everything else keeps config.py's default."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The frozen config from the command line; defaults live in config.py alone."""
+    get = vars(args).get
+    vm = VmSpec(**_given(accel=get("accel"), memory=get("memory"), cpus=get("cpus"),
+                         kernel_args=tuple(get("append") or ()) or None))
     return RunConfig(
-        out=(args.out or _default_out()).resolve(),
-        cache=(args.cache or default_cache()).resolve(),
-        tree=args.tree, rev=args.rev, tests=args.tests,
-        kernel=args.kernel, headers=args.headers, jobs=jobs,
-        vm=VmSpec(accel=args.accel, memory=args.memory, cpus=args.cpus,
-                  kernel_args=tuple(args.append)),
-        toolchain=Toolchain(clang=args.clang), dry_run=args.dry_run,
+        out=(get("out") or _default_out()).resolve(),
+        cache=(get("cache") or default_cache()).resolve(),
+        vm=vm, toolchain=Toolchain(**_given(clang=get("clang"))),
+        **_given(tree=get("tree"), rev=get("rev"), tests=get("tests"), kernel=get("kernel"),
+                 headers=get("headers"), jobs=get("jobs"), dry_run=get("dry_run")),
     )
 
 
@@ -192,42 +273,14 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-DRY_RUN_KEYS = ("tree", "kernel", "accelerator", "tests", "qemu")
-
-
-def cmd_series_run(cfg: RunConfig, src: str) -> int:
-    outcome = gate.execute(cfg, src, _progress)
-    if outcome.error is not None:
-        code = code_for(outcome.error)
-    else:
-        code = EXIT_PASS if outcome.verdict == "pass" else EXIT_TEST_FAILURE
-    outcome.data["exit_code"] = code
-    report.write_files(cfg.out, outcome.data, outcome.root)
-    print(f"{outcome.verdict.upper()}: {outcome.reason}", file=sys.stderr)
-    for entry in outcome.data.get("patches", []):
-        print(f"  [{entry['patch']}] {entry['outcome']}: {entry['subject']}", file=sys.stderr)
-    print(f"  report: {cfg.out / 'report.json'}", file=sys.stderr)
-    return code
+# --- the commands -------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = run_config(args)
     if args.series:
-        return cmd_series_run(cfg, args.series)
-    outcome = run.execute(cfg, _progress)
-    rep = outcome.report
-    if cfg.dry_run and outcome.error is None:
-        print(json.dumps({k: rep.context.get(k) for k in DRY_RUN_KEYS}, indent=2))
-        return EXIT_PASS
-    if outcome.error is not None:
-        rep.exit_code = code_for(outcome.error)
-    else:
-        rep.exit_code = EXIT_PASS if rep.verdict == "pass" else EXIT_TEST_FAILURE
-    report.write(rep)
-    if args.json:
-        print(json.dumps(rep.as_dict(), indent=2))
-    print(report.summary(rep), file=sys.stderr)
-    return rep.exit_code
+        return finish(gate.execute(cfg, args.series, _progress), args.json)
+    return finish(run.execute(cfg, _progress), args.json)
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -235,11 +288,11 @@ def cmd_parse(args: argparse.Namespace) -> int:
         text = args.log.read_text(errors="replace")
     except OSError as exc:
         raise errors.ParseError(f"{args.log}: cannot read ({exc.strerror})") from exc
-    verdict, subtests = report.judge(results.parse(text.splitlines()), args.exit_status)
-    for r in subtests:
+    judged = judge(results.parse(text.splitlines()), args.exit_status)
+    for r in judged.subtests:
         print(f"{r.status.value:4} {r.name}")
-    print(f"{verdict.verdict}: {verdict.reason}")
-    return EXIT_PASS if verdict.verdict == "pass" else EXIT_TEST_FAILURE
+    print(f"{judged.verdict}: {judged.reason}")
+    return exit_code(judged.verdict, judged.error)
 
 
 def _show_apply(applied: apply.Applied) -> str:
@@ -256,7 +309,8 @@ def _show_apply(applied: apply.Applied) -> str:
 
 
 def cmd_series(args: argparse.Namespace) -> int:
-    loaded = series.load(args.src, args.tree)
+    cfg = run_config(args)
+    loaded = series.load(args.src, args.tree, cfg.out)
     if args.action == "show":
         if args.manifest:
             loaded.warnings += [f"manifest: {p}" for p in series.check_manifest(
@@ -264,10 +318,9 @@ def cmd_series(args: argparse.Namespace) -> int:
         print(json.dumps(loaded.as_dict(), indent=2) if args.json else series.show(loaded))
         return EXIT_PASS
     series.require_complete(loaded)
-    cfg = RunConfig(out=(args.out or _default_out()).resolve(),
-                    cache=(args.cache or default_cache()).resolve(), tree=args.tree, rev=args.rev)
-    base = tree.select(cfg.tree, cfg.rev, cfg.cache, cfg.out)
-    applied = gate.apply_onto(cfg, base, loaded)
+    src = tree.resolve(cfg.tree, cfg.rev, cfg.out)
+    with Cache(cfg.cache).lock(f"{src.key}-series"):
+        applied, _ = gate.apply_onto(cfg, src, loaded, _progress)
     if args.json:
         print(json.dumps([r.as_dict() for r in applied.results], indent=2))
     else:
@@ -276,11 +329,13 @@ def cmd_series(args: argparse.Namespace) -> int:
 
 
 def _bpftool_from_tree(cfg: RunConfig) -> Path:
-    t = tree.select(cfg.tree, cfg.rev, cfg.cache, cfg.out)
-    ctx = build.BuildContext(tree=t.path, build_dir=cfg.cache / "build" / t.key,
-                             log_dir=cfg.out, toolchain=cfg.toolchain, jobs=cfg.jobs,
-                             timeout=cfg.timeouts.build)
-    with tree.locked(cfg.cache, t.key):
+    cache = Cache(cfg.cache)
+    src = tree.resolve(cfg.tree, cfg.rev, cfg.out)
+    with cache.lock(src.key):
+        t = tree.checkout(src, cache, cfg.out)
+        ctx = build.BuildContext(tree=t.path, tree_key=t.key, cache=cache, log_dir=cfg.out,
+                                 toolchain=cfg.toolchain, jobs=cfg.jobs,
+                                 timeout=cfg.timeouts.build)
         return build.build_tools(ctx).bpftool
 
 
@@ -293,14 +348,12 @@ def cmd_shadow(args: argparse.Namespace) -> int:
                 print(f"/* {obj} */")
             print(em.block, end="")
         return EXIT_PASS
-    cfg = RunConfig(out=(args.out or _default_out()).resolve(),
-                    cache=(args.cache or default_cache()).resolve(), tree=args.tree,
-                    rev=args.rev, toolchain=Toolchain(clang=args.clang))
+    cfg = run_config(args)
     bpftool = args.bpftool or _bpftool_from_tree(cfg)
     failed = 0
     for obj in args.objects:
-        v = verify.verify(bpftool, obj, rules, clang=args.clang, log_dir=cfg.out / "shadow",
-                          name=args.skeleton_name)
+        v = verify.verify(bpftool, obj, rules, clang=cfg.toolchain.clang,
+                          log_dir=cfg.out / "shadow", name=args.skeleton_name)
         state = "identical" if v.identical else "DIFFERS from bpftool"
         layout = "layout ok" if v.layout_ok else f"LAYOUT MISMATCH (log: {v.layout_log})"
         print(f"{obj}: {state}, {layout}")
@@ -311,16 +364,50 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     return EXIT_TEST_FAILURE if failed else EXIT_PASS
 
 
-HANDLERS = {"run": cmd_run, "series": cmd_series, "shadow": cmd_shadow, "parse": cmd_parse}
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run, "series": cmd_series, "shadow": cmd_shadow, "parse": cmd_parse}
+
+
+def _raise_aborted(signum: int, _frame: FrameType | None) -> None:
+    raise errors.Aborted(signum)
+
+
+@contextlib.contextmanager
+def _sigterm_aborts() -> Iterator[None]:
+    """SIGTERM ends a command like Ctrl-C does: children ended, an aborted report."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_aborted)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _where_to_dump(args: argparse.Namespace) -> Path:
+    out = vars(args).get("out")
+    if out is not None:
+        return Path(out)
+    return Cache(Path(vars(args).get("cache") or default_cache())).logs()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        return HANDLERS[args.command](args)
-    except errors.HarnessError as exc:
-        print(f"harness: error: {exc.line()}", file=sys.stderr)
-        return code_for(exc)
+    with _sigterm_aborts():
+        try:
+            return HANDLERS[args.command](args)
+        except (errors.HarnessError, BtfError) as exc:
+            print(f"harness: error: {exc.line()}", file=sys.stderr)
+            return code_for(exc)
+        except KeyboardInterrupt:
+            print("harness: aborted", file=sys.stderr)
+            return EXIT_ABORTED
+        except Exception as exc:  # a bug: the traceback is kept, the exit code says so
+            error = errors.internal_error(exc, _where_to_dump(args))
+            print(f"harness: error: {error.line()}", file=sys.stderr)
+            return EXIT_INTERNAL
 
 
 def main_entry() -> None:

@@ -67,3 +67,7 @@ class RunConfig:
     timeouts: Timeouts = Timeouts()
     toolchain: Toolchain = Toolchain()
     dry_run: bool = False
+
+
+# The defaults, for help texts (the paths are placeholders: the CLI always sets them).
+DEFAULTS = RunConfig(out=Path("harness-runs"), cache=Path("~/.cache/harness"))

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
+
+TAIL_LINES = 20
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(text.splitlines()[-lines:])
 
 
 class HarnessError(Exception):
@@ -33,7 +42,7 @@ class ToolchainError(HarnessError):
 
 
 class SelectionError(HarnessError):
-    """The requested tests match nothing in the tree."""
+    """The requested tests match nothing in the tree (or test_progs ran none)."""
 
 
 class BuildError(HarnessError):
@@ -56,9 +65,52 @@ class InternalError(HarnessError):
     """A bug in harness itself; the traceback is in the log."""
 
 
+def internal_error(exc: BaseException, where: Path) -> InternalError:
+    """A bug: its traceback goes to `where`/traceback.txt, named by the error."""
+    where.mkdir(parents=True, exist_ok=True)
+    dump = where / "traceback.txt"
+    dump.write_text("".join(traceback.format_exception(exc)))
+    return InternalError(f"internal error: {exc!r}", dump)
+
+
 class SeriesError(HarnessError):
     """The series input cannot be read: empty, not mail, a corrupt diff, unreachable."""
 
 
 class ApplyError(HarnessError):
     """A patch of the series does not apply to the tree."""
+
+
+class ProcError(HarnessError):
+    """A helper command (git, tar, dpkg-query, ...) exited non-zero where it must not."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, output: str,
+                 log: Path | None) -> None:
+        name = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv[:3]))
+        last = next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip()), "")
+        detail = f": {last}" if last else ""
+        super().__init__(f"{name} exited with status {returncode}{detail}", log)
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.output = output
+        self.tail = tail(output)
+
+
+class ProcTimeout(HarnessTimeout):
+    """A command ran past its timeout and was killed (with its children)."""
+
+    def __init__(self, argv: Sequence[str], timeout: float, log: Path | None) -> None:
+        super().__init__(f"{Path(argv[0]).name} killed after {timeout:.0f} s", log)
+        self.argv = list(argv)
+        self.timeout = timeout
+
+
+class Aborted(KeyboardInterrupt):
+    """The user stopped the run (Ctrl-C) or it was terminated (SIGTERM).
+
+    A KeyboardInterrupt, so that no `except Exception` can swallow it on its way up.
+    """
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum

@@ -1,96 +1,45 @@
-"""The series gate: the selected tests on the base tree and on base + series, compared.
+"""The series gate: apply first, then the selected tests on the base and on base + series.
 
-Per subtest: pass→pass, fail→fail (pre-existing), pass→fail (regression), fail→pass
-(fixed), new and removed subtests.  Only regressions and failing new subtests gate.
+Order: read the series, apply it in the harness-owned worktree (seconds; a conflict stops
+the gate before anything is built), run the base side, run the series side, compare
+(harness/compare.py).  The worktree's lock is held for the whole gate, so two gates on
+one tree never build from each other's worktree.  A dry run applies nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
+from pathlib import Path
 
-from harness import apply, report, run, series, tree
+from harness import apply, run, series, tree
+from harness.cache import Cache
+from harness.compare import compare
 from harness.config import RunConfig
-from harness.errors import ApplyError, HarnessError
-from harness.results import Result, Status
+from harness.errors import ApplyError, HarnessError, internal_error
+from harness.report import GateReport, RunReport, Verdict
 
 
-class Change(StrEnum):
-    PASS = "pass"  # passes on both
-    PRE_EXISTING = "pre-existing"  # fails on both
-    REGRESSION = "regression"  # passes (or skips) on base, fails with the series
-    FIXED = "fixed"
-    NEW = "new"  # only with the series, and it passes (or skips)
-    NEW_FAILING = "new-failing"
-    REMOVED = "removed"
-    SKIP = "skip"  # skipped with the series, not failing on either side
+class FixedSource(run.TreeSource):
+    """A side whose tree was resolved (and, for the series side, prepared) by the gate."""
 
-    @property
-    def gates(self) -> bool:
-        return self in (Change.REGRESSION, Change.NEW_FAILING)
+    def __init__(self, src: tree.Source, prepared: tree.Tree | None = None) -> None:
+        self.src = src
+        self.prepared = prepared
 
+    def resolve(self, cfg: RunConfig) -> tree.Source:
+        return self.src
 
-@dataclass(frozen=True)
-class Compared:
-    name: str
-    base: Status | None
-    series: Status | None
-    change: Change
-
-
-def classify(base: Status | None, new: Status | None) -> Change:
-    fail = Status.FAIL
-    if base is None:
-        return Change.NEW_FAILING if new is fail else Change.NEW
-    if new is None:
-        return Change.REMOVED
-    if new is fail:
-        return Change.PRE_EXISTING if base is fail else Change.REGRESSION
-    if base is fail:
-        return Change.FIXED
-    return Change.SKIP if new is Status.SKIP else Change.PASS
-
-
-def compare(base: list[Result], new: list[Result]) -> list[Compared]:
-    """Every subtest of either side, in the series side's order, then removed ones."""
-    before = {r.name: r.status for r in base}
-    after = {r.name: r.status for r in new}
-    names = list(after) + [n for n in before if n not in after]
-    return [Compared(n, before.get(n), after.get(n), classify(before.get(n), after.get(n)))
-            for n in names]
+    def checkout(self, src: tree.Source, cache: Cache, log_dir: Path) -> tree.Tree:
+        if self.prepared is not None:
+            return self.prepared
+        return tree.checkout(src, cache, log_dir)
 
 
 def _side(cfg: RunConfig, name: str, progress: run.Progress, source: run.TreeSource,
-          ) -> run.Outcome:
+          ) -> RunReport:
     def tagged(message: str) -> None:
         progress(f"{name}: {message}")
     return run.execute(dataclasses.replace(cfg, out=cfg.out / name), tagged, source)
-
-
-def apply_onto(cfg: RunConfig, base: tree.Tree, patches: series.Series) -> apply.Applied:
-    key = f"{base.key}-series"
-    worktree = cfg.cache / "worktrees" / key
-    with tree.locked(cfg.cache, f"{key}-apply"):
-        apply.prepare(base.path, base.commit, worktree)
-        return apply.apply_series(patches, worktree, base.commit, cfg.out)
-
-
-def _series_tree(base: tree.Tree, applied: apply.Applied, source: str) -> tree.Tree:
-    return tree.Tree(path=applied.worktree, origin=f"{base.origin} + series {source}",
-                     commit=applied.head, version=tree.check_kernel_tree(applied.worktree),
-                     key=f"{base.key}-series")
-
-
-@dataclass
-class GateOutcome:
-    verdict: str
-    reason: str
-    data: dict[str, Any]
-    root: ET.Element
-    error: HarnessError | None = None
 
 
 def _conflict_error(applied: apply.Applied) -> ApplyError:
@@ -101,65 +50,96 @@ def _conflict_error(applied: apply.Applied) -> ApplyError:
     return ApplyError(f"patch {first.label} {first.subject!r} does not apply: {files}{hint}")
 
 
-def execute(cfg: RunConfig, source: str, progress: run.Progress) -> GateOutcome:
-    """Base run, application, series run, comparison.  Never raises HarnessError."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {"mode": "series"}
-    try:
-        patches = series.load(source, cfg.tree)
-        series.require_complete(patches)
-        data["series"] = patches.as_dict()
-        old = tree.select(cfg.tree, cfg.rev, cfg.cache, cfg.out)
-        base = _side(cfg, "base", progress, lambda: old)
-        data["base"] = base.report.as_dict()
-        if base.error:
-            return _broken(data, f"base run failed: {base.error.line()}", base.error)
+def apply_onto(cfg: RunConfig, base: tree.Source, patches: series.Series,
+               progress: run.Progress) -> tuple[apply.Applied, tree.Tree]:
+    """Check out the base, then apply the series in the worktree (or plan it: dry run).
+
+    The caller holds the worktree's lock; the base's lock is taken here while the
+    worktree is created from the base's repository.
+    """
+    cache = Cache(cfg.cache)
+    worktree = cache.worktree(f"{base.key}-series")
+    with cache.lock(base.key):
+        old = tree.checkout(base, cache, cfg.out)
+        if cfg.dry_run:
+            return apply.planned(patches, worktree, old.commit), old
         progress("applying the series")
-        applied = apply_onto(cfg, old, patches)
-        data["patches"] = [r.as_dict() for r in applied.results]
-        if applied.conflicts:
-            err = _conflict_error(applied)
-            return _broken(data, err.line(), err)
-        new_tree = _series_tree(old, applied, source)
-        new = _side(cfg, "series", progress, lambda: new_tree)
-        data["series_run"] = new.report.as_dict()
-        if new.error:
-            return _broken(data, f"series run failed: {new.error.line()}", new.error)
+        apply.prepare(old.path, old.commit, worktree, cfg.out / "patches")
+    return apply.apply_series(patches, worktree, old.commit, cfg.out), old
+
+
+def _series_tree(base: tree.Tree, applied: apply.Applied, source: str) -> tree.Tree:
+    return tree.Tree(path=applied.worktree, origin=f"{base.origin} + series {source}",
+                     commit=applied.head, version=tree.check_kernel_tree(applied.worktree),
+                     key=f"{base.key}-series")
+
+
+def _sides(cfg: RunConfig, rep: GateReport, progress: run.Progress, base_src: tree.Source,
+           old: tree.Tree) -> None:
+    assert rep.applied is not None
+    rep.base = _side(cfg, "base", progress, FixedSource(base_src))
+    if rep.base.verdict is Verdict.DRY_RUN:
+        rep.verdict = Verdict.DRY_RUN
+        rep.reason = (f"nothing applied, built or booted (--dry-run); "
+                      f"{len(rep.applied.results)} patches would be applied")
+        return
+    if _stopped(rep, rep.base, "base"):
+        return
+    new_tree = _series_tree(old, rep.applied, rep.source)
+    series_src = tree.Source(key=new_tree.key, origin=new_tree.origin, commit=new_tree.commit)
+    rep.series_run = _side(cfg, "series", progress, FixedSource(series_src, new_tree))
+    if _stopped(rep, rep.series_run, "series"):
+        return
+    _judge(rep, rep.base, rep.series_run)
+
+
+def _stopped(rep: GateReport, side: RunReport, name: str) -> bool:
+    """Carry a side's abort or error to the gate; True when the gate must stop."""
+    if side.verdict is Verdict.ABORTED:
+        rep.verdict, rep.reason = Verdict.ABORTED, f"{name} run {side.reason}"
+        return True
+    if side.verdict is Verdict.ERROR:
+        assert side.error is not None
+        rep.broke(side.error, f"{name} run failed: {side.reason}")
+        return True
+    return False
+
+
+def _gate(cfg: RunConfig, rep: GateReport, progress: run.Progress) -> None:
+    run.check_inputs(cfg)
+    patches = series.load(rep.source, cfg.tree, cfg.out)
+    series.require_complete(patches)
+    rep.series = patches
+    base_src = tree.resolve(cfg.tree, cfg.rev, cfg.out)
+    cache = Cache(cfg.cache)
+    with cache.lock(f"{base_src.key}-series"):
+        rep.applied, old = apply_onto(cfg, base_src, patches, progress)
+        if rep.applied.conflicts:
+            raise _conflict_error(rep.applied)
+        _sides(cfg, rep, progress, base_src, old)
+
+
+def execute(cfg: RunConfig, source: str, progress: run.Progress) -> GateReport:
+    """The whole gate; its outcome (errors, aborts, bugs included) is on the report."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    rep = GateReport(run_dir=cfg.out, source=source)
+    try:
+        _gate(cfg, rep, progress)
     except HarnessError as exc:
-        return _broken(data, exc.line(), exc)
-    return _judge(data, base.report, new.report)
+        rep.broke(exc)
+    except KeyboardInterrupt as exc:
+        rep.aborted(run.signal_name(exc))
+    except Exception as exc:  # a bug: keep the traceback with the run
+        rep.broke(internal_error(exc, cfg.out))
+    return rep
 
 
-def _broken(data: dict[str, Any], reason: str, error: HarnessError) -> GateOutcome:
-    data.update(verdict="error", reason=reason, subtests=[])
-    root = report.finish_suite(ET.Element("testsuite", {"name": "gate"}), reason)
-    return GateOutcome("error", reason, data, root, error)
-
-
-def _judge(data: dict[str, Any], base: report.Report, new: report.Report) -> GateOutcome:
-    compared = compare(base.subtests, new.subtests)
-    gating = [c for c in compared if c.change.gates]
+def _judge(rep: GateReport, base: RunReport, new: RunReport) -> None:
+    rep.compared = compare(base.subtests, new.subtests)
+    gating = [c for c in rep.compared if c.change.gates]
     if gating:
-        verdict = "fail"
-        reason = "; ".join(f"{c.change.value}: {c.name}" for c in gating)
+        rep.verdict = Verdict.FAIL
+        rep.reason = "; ".join(f"{c.change.value}: {c.name}" for c in gating)
     else:
-        verdict, reason = "pass", f"no regression in {len(compared)} subtests"
-    data.update(verdict=verdict, reason=reason, subtests=[
-        {"name": c.name, "status": (c.series or Status.SKIP).value,
-         "base": c.base.value if c.base else None, "change": c.change.value}
-        for c in compared])
-    return GateOutcome(verdict, reason, data, _junit(compared, base, new))
-
-
-def _junit(compared: list[Compared], base: report.Report, new: report.Report) -> ET.Element:
-    root = ET.Element("testsuites")
-    gate = ET.SubElement(root, "testsuite", {"name": "gate"})
-    for c in compared:
-        change = f"{c.base.value if c.base else 'absent'} -> " + (
-            c.series.value if c.series else "absent")
-        report.testcase(gate, c.name, failure=f"{c.change.value}: {change}" if c.change.gates
-                        else None, skipped=None if c.series else "removed by the series")
-    report.finish_suite(gate)
-    root.append(report.suite("base", base))
-    root.append(report.suite("series", new))
-    return root
+        rep.verdict = Verdict.PASS
+        rep.reason = f"no regression in {len(rep.compared)} subtests"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from harness.errors import TreeError
 
 FLAVOUR_ORDER = ("cloud-amd64", "amd64")
 CONFIG_FRAGMENT = "struct_ops.config"
+HASH_LIMIT = 64 << 20
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "kernel_configs"
 
 
@@ -22,6 +24,20 @@ class Kernel:
     @property
     def vmlinux(self) -> Path:
         return self.headers / "vmlinux"
+
+    def fingerprint(self) -> str:
+        """Names the kernel's types: its release and its BTF vmlinux's content.
+
+        Small (BTF-only) vmlinux files are hashed; a large one (a kernel built with debug
+        info) is named by its path, size and modification time.
+        """
+        try:
+            st = self.vmlinux.stat()
+        except OSError:
+            return f"{self.release} (no vmlinux)"
+        if st.st_size <= HASH_LIMIT:
+            return f"{self.release} {hashlib.sha256(self.vmlinux.read_bytes()).hexdigest()}"
+        return f"{self.release} {self.vmlinux} {st.st_size} {st.st_mtime_ns}"
 
     def as_dict(self) -> dict[str, str]:
         return {"image": str(self.image), "headers": str(self.headers), "release": self.release}

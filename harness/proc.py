@@ -1,58 +1,194 @@
 """The only module that starts processes.
 
 Every command is an argv list with a mandatory timeout; its command line goes to the run's
-command log and its output is teed into a log file of its own.
+`commands.log` and its output is teed into a log file of its own.  Each command runs in a
+process group of its own, and the whole group is killed on a timeout, a stop request, or
+any exception (Ctrl-C included), so no make, compiler or QEMU outlives its step.
+
+The process starter is a `Backend`: the real one here, a replaying fake in the tests
+(`using(fake)` swaps it for the duration of a `with` block).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO, Protocol, TextIO
 
-from harness.errors import HarnessError, HarnessTimeout
+from harness.errors import ProcError, ProcTimeout
 
-TAIL_LINES = 20
+__all__ = ["Backend", "Completed", "ProcError", "ProcTimeout", "Real", "Request", "Streamed",
+           "capture", "foreground", "kill_group", "run", "stream", "using"]
 
+TICK = 0.25  # seconds between watchdog calls while streaming
 
-class ProcError(HarnessError):
-    """A command exited non-zero."""
-
-    def __init__(self, argv: Sequence[str], returncode: int, output: str, log: Path) -> None:
-        name = Path(argv[0]).name
-        super().__init__(f"{name} exited with status {returncode}", log)
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.output = output
-        self.tail = tail(output)
+# A watchdog returns None to let the process go on, or a reason to end it now.
+Watchdog = Callable[[float], str | None]
 
 
-class ProcTimeout(HarnessTimeout):
-    """A command ran past its timeout and was killed."""
-
-    def __init__(self, argv: Sequence[str], timeout: float, log: Path) -> None:
-        super().__init__(f"{Path(argv[0]).name} killed after {timeout:.0f} s", log)
-        self.argv = list(argv)
-        self.timeout = timeout
+@dataclass(frozen=True)
+class Request:
+    argv: tuple[str, ...]
+    timeout: float
+    log: Path | None  # output (stdout and stderr) goes here; None: captured in memory
+    cwd: Path | None = None
+    env: Mapping[str, str] | None = None
+    stdout: Path | None = None  # stdout alone into this file (stderr stays in log)
 
 
 @dataclass(frozen=True)
 class Completed:
     argv: list[str]
     returncode: int
-    output: str
+    output: str  # the log's text (or, captured, stdout)
     seconds: float
-    log: Path
+    log: Path | None
+    stderr: str = ""
 
 
-def tail(text: str, lines: int = TAIL_LINES) -> str:
-    return "\n".join(text.splitlines()[-lines:])
+@dataclass(frozen=True)
+class Streamed:
+    returncode: int
+    stopped: str | None  # why the harness ended the process (None: it exited by itself)
+    seconds: float
+
+
+class Backend(Protocol):
+    def run(self, req: Request) -> Completed: ...
+
+    def stream(self, req: Request, on_line: Callable[[str], None],
+               watchdog: Watchdog | None) -> Streamed: ...
+
+
+def _env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
+    if not extra:
+        return None
+    return {**os.environ, **extra}
+
+
+def kill_group(p: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """End the process and everything it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+
+
+class Real:
+    """Starts real processes."""
+
+    def run(self, req: Request) -> Completed:
+        start = time.monotonic()
+        if req.log is None:
+            return self._capture(req, start)
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(req.log.open("w"))
+            sink = files.enter_context(req.stdout.open("w")) if req.stdout else out
+            p = subprocess.Popen(list(req.argv), cwd=req.cwd, env=_env(req.env),
+                                 stdin=subprocess.DEVNULL, stdout=sink, stderr=out,
+                                 start_new_session=True)
+            rc = _wait(p, req)
+        output = req.log.read_text(errors="replace")
+        return Completed(list(req.argv), rc, output, time.monotonic() - start, req.log)
+
+    def _capture(self, req: Request, start: float) -> Completed:
+        p = subprocess.Popen(list(req.argv), cwd=req.cwd, env=_env(req.env),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, errors="replace",
+                             start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=req.timeout)
+        except subprocess.TimeoutExpired as exc:
+            kill_group(p)
+            raise ProcTimeout(req.argv, req.timeout, None) from exc
+        except BaseException:
+            kill_group(p)
+            raise
+        return Completed(list(req.argv), p.returncode, out, time.monotonic() - start, None, err)
+
+    def stream(self, req: Request, on_line: Callable[[str], None],
+               watchdog: Watchdog | None) -> Streamed:
+        assert req.log is not None
+        start = time.monotonic()
+        lines: queue.Queue[str | None] = queue.Queue()
+        with req.log.open("w") as out:
+            p = subprocess.Popen(list(req.argv), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 errors="replace", start_new_session=True)
+            threading.Thread(target=_reader, args=(p.stdout, lines), daemon=True).start()
+            try:
+                stopped = _pump(lines, out, on_line, watchdog, start=start, timeout=req.timeout)
+            except BaseException:
+                kill_group(p)
+                raise
+            if stopped is not None:
+                kill_group(p)
+            return Streamed(p.wait(), stopped, time.monotonic() - start)
+
+
+def _wait(p: subprocess.Popen[bytes], req: Request) -> int:
+    try:
+        return p.wait(timeout=req.timeout)
+    except subprocess.TimeoutExpired as exc:
+        kill_group(p)
+        raise ProcTimeout(req.argv, req.timeout, req.log) from exc
+    except BaseException:
+        kill_group(p)
+        raise
+
+
+def _reader(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
+    assert stream is not None
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _pump(lines: queue.Queue[str | None], out: TextIO, on_line: Callable[[str], None],
+          watchdog: Watchdog | None, *, start: float, timeout: float) -> str | None:
+    """Copy lines until EOF; return why the process must be ended early, if it must."""
+    while True:
+        elapsed = time.monotonic() - start
+        if elapsed > timeout:
+            return f"timeout after {timeout:.0f} s"
+        if watchdog is not None and (reason := watchdog(elapsed)) is not None:
+            return reason
+        try:
+            line = lines.get(timeout=TICK)
+        except queue.Empty:
+            continue
+        if line is None:
+            return None
+        out.write(line)
+        out.flush()
+        on_line(line.rstrip("\r\n"))
+
+
+_REAL = Real()
+_backend: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("backend",
+                                                                         default=None)
+
+
+def _current() -> Backend:
+    return _backend.get() or _REAL
+
+
+@contextlib.contextmanager
+def using(backend: Backend) -> Iterator[Backend]:
+    """Start processes through `backend` inside the block (the tests' fake)."""
+    token = _backend.set(backend)
+    try:
+        yield backend
+    finally:
+        _backend.reset(token)
 
 
 def _record(log: Path, argv: Sequence[str], cwd: Path | None) -> None:
@@ -61,14 +197,6 @@ def _record(log: Path, argv: Sequence[str], cwd: Path | None) -> None:
     where = f" (cwd {cwd})" if cwd else ""
     with (log.parent / "commands.log").open("a") as f:
         f.write(f"{time.strftime('%H:%M:%S')} {' '.join(argv)}{where} > {log.name}\n")
-
-
-def _env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
-    if not extra:
-        return None
-    env = dict(os.environ)
-    env.update(extra)
-    return env
 
 
 def run(
@@ -83,50 +211,38 @@ def run(
 ) -> Completed:
     """Run argv to completion, output into `log` (stdout into `stdout` if given)."""
     _record(log, argv, cwd)
-    start = time.monotonic()
-    with log.open("w") as out:
-        sink = stdout.open("w") if stdout else out
-        try:
-            proc = subprocess.run(
-                list(argv), cwd=cwd, env=_env(env), stdin=subprocess.DEVNULL,
-                stdout=sink, stderr=out, timeout=timeout, check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ProcTimeout(argv, timeout, log) from exc
-        finally:
-            if stdout:
-                sink.close()
-    output = log.read_text(errors="replace")
-    done = Completed(list(argv), proc.returncode, output, time.monotonic() - start, log)
-    if check and proc.returncode != 0:
-        raise ProcError(argv, proc.returncode, output, log)
+    done = _current().run(Request(tuple(argv), timeout, log, cwd, env, stdout))
+    if check and done.returncode != 0:
+        raise ProcError(argv, done.returncode, done.output, log)
     return done
 
 
 def capture(argv: Sequence[str], *, timeout: float = 30, with_stderr: bool = False) -> str:
-    """Run a short query (a version, a library lookup) and return its output.
+    """Run a short read-only query (a version, a library lookup) and return its output.
 
-    Not logged to a run directory: these run before one exists and change nothing.
+    Not logged to a run directory: these may run before one exists and change nothing.
+    A failure names the command and its last line of stderr.
     """
-    proc = subprocess.run(
-        list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=timeout, check=False,
-    )
-    if proc.returncode != 0:
-        raise ProcError(argv, proc.returncode, proc.stderr, Path("/dev/null"))
-    return proc.stdout + proc.stderr if with_stderr else proc.stdout
+    done = _current().run(Request(tuple(argv), timeout, None))
+    if done.returncode != 0:
+        raise ProcError(argv, done.returncode, done.stderr or done.output, None)
+    return done.output + done.stderr if with_stderr else done.output
 
 
-def _reader(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
-    assert stream is not None
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
+def foreground(argv: Sequence[str], *, timeout: float, cwd: Path | None = None) -> int:
+    """Run argv with the terminal's stdin, stdout and stderr (bootstrap's tox tiers).
 
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    proc.kill()
-    proc.wait()
+    Not through the backend: nothing is captured, so there is nothing to replay.
+    """
+    p = subprocess.Popen(list(argv), cwd=cwd, start_new_session=True)
+    try:
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        kill_group(p)
+        raise ProcTimeout(argv, timeout, None) from exc
+    except BaseException:
+        kill_group(p)
+        raise
 
 
 def stream(
@@ -135,55 +251,13 @@ def stream(
     log: Path,
     timeout: float,
     on_line: Callable[[str], None],
-    watchdog: Callable[[float], None] | None = None,
-) -> int:
+    watchdog: Watchdog | None = None,
+) -> Streamed:
     """Run argv, teeing each output line to `log` and handing it to `on_line`.
 
-    `watchdog(elapsed)` is called about every second and may raise to stop the process
-    (used for boot deadlines); the process is killed before the error propagates.
+    `watchdog(elapsed)` is called about every TICK seconds; when it returns a reason, the
+    process group is ended and the reason returned in `Streamed.stopped` (as it is when
+    `timeout` passes).  Exceptions (Ctrl-C) end the process group before propagating.
     """
     _record(log, argv, None)
-    start = time.monotonic()
-    lines: queue.Queue[str | None] = queue.Queue()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors="replace",
-        )
-        thread = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
-        thread.start()
-        try:
-            _pump(lines, out, on_line=on_line, watchdog=watchdog, start=start,
-                  timeout=timeout, argv=argv, log=log)
-        except BaseException:
-            _kill(proc)
-            raise
-        return proc.wait()
-
-
-def _pump(
-    lines: queue.Queue[str | None],
-    out: TextIO,
-    *,
-    on_line: Callable[[str], None],
-    watchdog: Callable[[float], None] | None,
-    start: float,
-    timeout: float,
-    argv: Sequence[str],
-    log: Path,
-) -> None:
-    while True:
-        elapsed = time.monotonic() - start
-        if elapsed > timeout:
-            raise ProcTimeout(argv, timeout, log)
-        if watchdog is not None:
-            watchdog(elapsed)
-        try:
-            line = lines.get(timeout=1.0)
-        except queue.Empty:
-            continue
-        if line is None:
-            return
-        out.write(line)
-        out.flush()
-        on_line(line.rstrip("\r\n"))
+    return _current().stream(Request(tuple(argv), timeout, log), on_line, watchdog)

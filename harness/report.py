@@ -1,150 +1,337 @@
-"""Verdict, report.json, junit.xml and the human summary, from a parsed run."""
+"""The result model: one verdict enum, the run's report and the series gate's report.
+
+Stages return typed values; the pipeline puts them on a report; cli.finish writes
+report.json and junit.xml from it and chooses the exit code.  Nothing here runs anything.
+"""
 
 from __future__ import annotations
 
-import json
+import platform
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from harness.apply import Applied
+from harness.compare import Compared
+from harness.discover import Plan
+from harness.errors import HarnessError, SelectionError, tail
+from harness.kernel import Kernel
 from harness.results import Parsed, Result, Status
+from harness.series import Series
+from harness.tree import Tree
+from harness.vm import Accel
+from harness.vm import Outcome as VmOutcome
 
-SCHEMA = 1
+SCHEMA = 2
+LOG_TAIL_LINES = 200
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"  # a test failed (with --series: a gating change)
+    ERROR = "error"  # nothing to judge: the run broke before or outside the tests
+    DRY_RUN = "dry-run"  # nothing was built, booted or applied
+    ABORTED = "aborted"  # Ctrl-C or SIGTERM
 
 
 @dataclass
 class Stage:
     name: str
-    status: str  # "ok", "failed", "skipped"
+    status: str  # "ok", "failed", "aborted"
     seconds: float
     log: str | None = None
     detail: str | None = None
 
 
-@dataclass
-class Verdict:
-    verdict: str  # "pass", "fail", "error"
+@dataclass(frozen=True)
+class Judged:
+    verdict: Verdict
     reason: str
+    subtests: list[Result]
+    error: HarnessError | None = None
 
 
 def _synthetic(name: str, message: str) -> Result:
     return Result(name=name, number="-", status=Status.FAIL, log=[message])
 
 
-def judge(parsed: Parsed, exit_status: int) -> tuple[Verdict, list[Result]]:
+def judge(parsed: Parsed, exit_status: int) -> Judged:
     """The verdict and the subtests to report, from test_progs output and exit status.
 
     A crash mid-run (no Summary line) or a non-zero exit without a FAIL line adds a
-    synthetic failing entry, so a failure is never reported as a pass.
+    synthetic failing entry, so a failure is never reported as a pass.  A run that
+    tested nothing is an error (SelectionError), never a pass or a test failure.
     """
     subtests = list(parsed.subtests)
-    # Tests without subtests are reported as their own single entry.
     with_subs = {s.name.split("/", 1)[0] for s in subtests}
     subtests += [t for t in parsed.tests if t.name not in with_subs]
-    failed = parsed.failed()
     if not parsed.complete:
         last = subtests[-1].name if subtests else "start"
         subtests.append(_synthetic("test_progs/incomplete",
                                    f"test_progs stopped without a Summary (after {last}), "
                                    f"exit status {exit_status}"))
-        return Verdict("fail", f"test_progs did not finish (exit status {exit_status})"), subtests
+        return Judged(Verdict.FAIL, f"test_progs did not finish (exit status {exit_status})",
+                      subtests)
     if exit_status == 2 or not subtests:
-        return Verdict("error", "test_progs ran no test (exit status 2: nothing matched)"), subtests
+        error = SelectionError(f"test_progs ran no test (exit status {exit_status})")
+        return Judged(Verdict.ERROR, error.line(), subtests, error)
+    failed = parsed.failed()
     if failed:
         names = ", ".join(r.name for r in failed if r.is_subtest) or failed[0].name
-        return Verdict("fail", f"failed: {names}"), subtests
+        return Judged(Verdict.FAIL, f"failed: {names}", subtests)
     if exit_status != 0:
         subtests.append(_synthetic("test_progs/exit", f"exit status {exit_status} without FAIL"))
-        return Verdict("fail", f"test_progs exited {exit_status}"), subtests
-    return Verdict("pass", f"{len(subtests)} subtests passed"), subtests
+        return Judged(Verdict.FAIL, f"test_progs exited {exit_status}", subtests)
+    return Judged(Verdict.PASS, f"{len(subtests)} subtests passed", subtests)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass
-class Report:
-    verdict: str
-    reason: str
-    exit_code: int
+class Common:
+    """What every command's report carries: the verdict and how the command ended."""
+
     run_dir: Path
+    verdict: Verdict = Verdict.ERROR
+    reason: str = ""
+    error: HarnessError | None = None
+    exit_code: int | None = None  # set by cli.finish
+    started: str = field(default_factory=_now)
+    host: str = field(default_factory=platform.node)
+
+    def broke(self, error: HarnessError, reason: str | None = None) -> None:
+        self.verdict, self.error = Verdict.ERROR, error
+        self.reason = reason or error.line()
+
+    def aborted(self, what: str) -> None:
+        self.verdict, self.reason, self.error = Verdict.ABORTED, f"aborted by {what}", None
+
+    def head(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "verdict": self.verdict.value, "reason": self.reason,
+                "exit_code": self.exit_code, "error": type(self.error).__name__
+                if self.error else None, "started": self.started, "host": self.host}
+
+
+@dataclass
+class RunReport(Common):
+    requested_tests: tuple[str, ...] = ()
     stages: list[Stage] = field(default_factory=list)
+    tree: Tree | None = None
+    kernel: Kernel | None = None
+    accel: Accel | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    plan: Plan | None = None
+    qemu: list[str] | None = None
+    initramfs_bytes: int | None = None
+    vm: VmOutcome | None = None
     subtests: list[Result] = field(default_factory=list)
-    context: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {s.value: sum(1 for r in self.subtests if r.status is s) for s in Status}
 
+    def plan_dict(self) -> dict[str, Any] | None:
+        if self.plan is None:
+            return None
+        return {"files": [t.stem for t in self.plan.tests], "functions":
+                list(self.plan.functions), "bpf_objects": list(self.plan.bpf_objects)}
+
     def as_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA,
-            "verdict": self.verdict,
-            "reason": self.reason,
-            "exit_code": self.exit_code,
-            **self.context,
+            **self.head(),
+            "run_dir": str(self.run_dir),
+            "requested_tests": list(self.requested_tests),
+            "tree": self.tree.as_dict() if self.tree else None,
+            "kernel": self.kernel.as_dict() if self.kernel else None,
+            "accelerator": {"name": self.accel.name, "why": self.accel.note}
+            if self.accel else None,
+            "versions": self.versions,
+            "tests": self.plan_dict(),
+            "qemu": " ".join(self.qemu) if self.qemu else None,
+            "initramfs_bytes": self.initramfs_bytes,
+            "vm": self.vm.as_dict() if self.vm else None,
             "counts": self.counts(),
             "stages": [vars(s) for s in self.stages],
             "subtests": [_subtest_dict(r) for r in self.subtests],
         }
 
+    def log_tail(self) -> str | None:
+        """The end of the run's output, for a run that failed or broke."""
+        if self.verdict is Verdict.PASS:
+            return None
+        for name in ("test_progs.log", "console.log"):
+            path = self.run_dir / name
+            if path.is_file() and path.stat().st_size:
+                text = path.read_text(errors="replace")
+                return f"--- {name} (last lines) ---\n{tail(text, LOG_TAIL_LINES)}"
+        return None
+
+    def junit(self) -> ET.Element:
+        return run_suite("harness", self)
+
+    def summary(self) -> str:
+        lines = [f"{self.verdict.upper()}: {self.reason}"]
+        if self.verdict is Verdict.DRY_RUN:
+            lines += self._plan_lines()
+        if self.subtests:
+            c = self.counts()
+            lines.append(f"  subtests: {c['pass']} passed, {c['fail']} failed, "
+                         f"{c['skip']} skipped")
+        lines += [f"  FAIL {r.name}" for r in self.subtests if r.status is Status.FAIL]
+        lines.append(f"  report: {self.run_dir / 'report.json'}")
+        return "\n".join(lines)
+
+    def _plan_lines(self) -> list[str]:
+        out = []
+        if self.tree:
+            out.append(f"  tree: {self.tree.origin} at {self.tree.commit[:12]} "
+                       f"(Linux {self.tree.version})")
+        if self.kernel:
+            out.append(f"  kernel: {self.kernel.image} ({self.kernel.release})")
+        if self.plan:
+            out.append(f"  tests: {', '.join(self.plan.functions)}")
+        if self.qemu:
+            out.append(f"  qemu: {' '.join(self.qemu)}")
+        return out
+
 
 def _subtest_dict(r: Result) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": r.name, "status": r.status.value, "number": r.number}
+    entry: dict[str, Any] = {"name": r.name, "status": r.status.value, "number": r.number,
+                             "seconds": r.seconds}
     if r.status is Status.FAIL and r.log:
         entry["log"] = "\n".join(r.log)
     return entry
 
 
-def testcase(suite: ET.Element, name: str, failure: str | None = None,
-             skipped: str | None = None) -> ET.Element:
+@dataclass
+class GateReport(Common):
+    """The series gate: both sides' reports, the patches, and the comparison."""
+
+    source: str = ""
+    series: Series | None = None
+    applied: Applied | None = None
+    base: RunReport | None = None
+    series_run: RunReport | None = None
+    compared: list[Compared] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.head(),
+            "mode": "series",
+            "run_dir": str(self.run_dir),
+            "source": self.source,
+            "series": self.series.as_dict() if self.series else None,
+            "patches": [r.as_dict() for r in self.applied.results] if self.applied else [],
+            "base": self.base.as_dict() if self.base else None,
+            "series_run": self.series_run.as_dict() if self.series_run else None,
+            "subtests": [c.as_dict() for c in self.compared],
+        }
+
+    def junit(self) -> ET.Element:
+        root = ET.Element("testsuites", {"name": "harness series gate"})
+        root.append(gate_suite(self))
+        for name, side in (("base", self.base), ("series", self.series_run)):
+            if side is not None:
+                root.append(run_suite(name, side))
+        _count_suites(root)
+        return root
+
+    def summary(self) -> str:
+        lines = [f"{self.verdict.upper()}: {self.reason}"]
+        if self.applied:
+            lines += [f"  [{r.label}] {r.outcome.value}: {r.subject}"
+                      for r in self.applied.results]
+        if self.verdict is Verdict.DRY_RUN and self.base:
+            lines.append("  base side:")
+            lines += ["  " + ln for ln in self.base._plan_lines()]
+            lines.append("  series side: the base tree with the patches above applied, "
+                         "the same kernel and tests")
+        lines.append(f"  report: {self.run_dir / 'report.json'}")
+        return "\n".join(lines)
+
+
+# --- junit.xml (harness/junit.xsd describes what is written here) -------------------
+
+
+def testcase(suite: ET.Element, name: str, seconds: float | None = None) -> ET.Element:
     """Append one testcase ("test/subtest" → classname test, name subtest)."""
     test, _, sub = name.partition("/")
-    case = ET.SubElement(suite, "testcase", {"classname": test, "name": sub or test})
-    if failure is not None:
-        ET.SubElement(case, "failure", {"message": f"{name} failed"}).text = failure
-    elif skipped is not None:
-        ET.SubElement(case, "skipped", {"message": skipped})
-    return case
+    return ET.SubElement(suite, "testcase", {"classname": test, "name": sub or test,
+                                             "time": f"{seconds or 0.0:.3f}"})
 
 
-def finish_suite(suite: ET.Element, error: str | None = None) -> ET.Element:
-    """Set the counts from the testcases; add an error testcase when the run broke."""
+def fail_case(case: ET.Element, lines: list[str], message: str) -> None:
+    """A <failure>: the subtest's own test_progs lines, the first FAIL line as message."""
+    first = next((ln.strip() for ln in lines if ":FAIL:" in ln), message)
+    ET.SubElement(case, "failure", {"message": first[:500], "type": "test failure"}).text = (
+        "\n".join(lines) or message)
+
+
+def _suite(name: str, started: str, host: str, seconds: float) -> ET.Element:
+    return ET.Element("testsuite", {"name": name, "tests": "0", "failures": "0",
+                                    "errors": "0", "skipped": "0", "time": f"{seconds:.3f}",
+                                    "timestamp": started, "hostname": host})
+
+
+def _finish_suite(suite: ET.Element, error: str | None, system_out: str | None) -> None:
+    """Counts from the testcases; an error testcase when the run broke; the log tail."""
     if error is not None:
-        case = ET.SubElement(suite, "testcase", {"classname": "harness", "name": "run"})
-        ET.SubElement(case, "error", {"message": error})
+        case = ET.SubElement(suite, "testcase", {"classname": "harness", "name": "run",
+                                                 "time": "0.000"})
+        ET.SubElement(case, "error", {"message": error[:500], "type": "harness"}).text = error
     cases = list(suite.iter("testcase"))
     for attr, tag in (("failures", "failure"), ("skipped", "skipped"), ("errors", "error")):
         suite.set(attr, str(sum(1 for c in cases if c.find(tag) is not None)))
     suite.set("tests", str(len(cases)))
+    if system_out:
+        ET.SubElement(suite, "system-out").text = system_out
+
+
+def run_suite(name: str, report: RunReport) -> ET.Element:
+    seconds = sum(s.seconds for s in report.stages)
+    suite = _suite(name, report.started, report.host, seconds)
+    for r in report.subtests:
+        case = testcase(suite, r.name, r.seconds)
+        if r.status is Status.FAIL:
+            fail_case(case, r.log, f"{r.name} failed")
+        elif r.status is Status.SKIP:
+            ET.SubElement(case, "skipped", {"message": "skipped by test_progs"})
+    if report.verdict is Verdict.DRY_RUN:
+        case = testcase(suite, "harness/run")
+        ET.SubElement(case, "skipped", {"message": "dry run: nothing built or booted"})
+    broken = report.verdict in (Verdict.ERROR, Verdict.ABORTED) or (
+        report.verdict is Verdict.FAIL and not report.subtests)
+    _finish_suite(suite, report.reason if broken else None, report.log_tail())
     return suite
 
 
-def suite(name: str, report: Report) -> ET.Element:
-    element = ET.Element("testsuite", {
-        "name": name, "time": f"{sum(s.seconds for s in report.stages):.3f}"})
-    for r in report.subtests:
-        testcase(element, r.name,
-                 failure="\n".join(r.log) if r.status is Status.FAIL else None,
-                 skipped="skipped" if r.status is Status.SKIP else None)
-    broken = report.verdict == "error" or (report.verdict == "fail" and not report.subtests)
-    return finish_suite(element, report.reason if broken else None)
+def gate_suite(report: GateReport) -> ET.Element:
+    sides = [s for s in (report.base, report.series_run) if s is not None]
+    seconds = sum(st.seconds for s in sides for st in s.stages)
+    suite = _suite("gate", report.started, report.host, seconds)
+    for c in report.compared:
+        case = testcase(suite, c.name, c.result.seconds if c.result else None)
+        change = (f"{c.change.value}: {c.base.value if c.base else 'absent'} -> "
+                  f"{c.series.value if c.series else 'absent'}")
+        if c.change.gates:
+            fail_case(case, c.result.log if c.result else [], change)
+        elif c.series is None:
+            ET.SubElement(case, "skipped", {"message": "removed by the series"})
+    if report.verdict is Verdict.DRY_RUN:
+        case = testcase(suite, "harness/gate")
+        ET.SubElement(case, "skipped", {"message": "dry run: nothing applied, built or booted"})
+    broken = report.verdict in (Verdict.ERROR, Verdict.ABORTED)
+    tails = [t for s in sides if (t := s.log_tail())] if report.verdict is Verdict.FAIL else []
+    _finish_suite(suite, report.reason if broken else None, "\n".join(tails) or None)
+    return suite
 
 
-def write_files(run_dir: Path, data: dict[str, Any], root: ET.Element) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "report.json").write_text(json.dumps(data, indent=2) + "\n")
-    tree = ET.ElementTree(root)
-    ET.indent(tree)
-    tree.write(run_dir / "junit.xml", encoding="utf-8", xml_declaration=True)
-
-
-def write(report: Report) -> None:
-    write_files(report.run_dir, report.as_dict(), suite("harness", report))
-
-
-def summary(report: Report) -> str:
-    c = report.counts()
-    lines = [f"{report.verdict.upper()}: {report.reason}"]
-    if report.subtests:
-        lines.append(f"  subtests: {c['pass']} passed, {c['fail']} failed, {c['skip']} skipped")
-    lines += [f"  FAIL {r.name}" for r in report.subtests if r.status is Status.FAIL]
-    lines.append(f"  report: {report.run_dir / 'report.json'}")
-    return "\n".join(lines)
+def _count_suites(root: ET.Element) -> None:
+    suites = root.findall("testsuite")
+    for attr in ("tests", "failures", "errors"):
+        root.set(attr, str(sum(int(s.get(attr, "0")) for s in suites)))
+    root.set("time", f"{sum(float(s.get('time', '0')) for s in suites):.3f}")

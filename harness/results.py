@@ -41,6 +41,7 @@ class Result:
     number: str
     status: Status
     log: list[str] = field(default_factory=list)
+    seconds: float | None = None  # wall time, as observed on the host
 
     @property
     def is_subtest(self) -> bool:
@@ -117,3 +118,21 @@ def _record(
     # The repeat after "All error logs:" carries the failing test's log again.
     if not known.log:
         known.log = [x for x in log if x.strip()]
+
+
+def durations(stamped: Iterable[tuple[float, str]], start: float = 0.0) -> dict[str, float]:
+    """Seconds per result number, from test_progs lines stamped with the host's clock.
+
+    Each result line is charged the time since the previous result line (or `start`):
+    a subtest's own run, observed to within the stamping interval.
+    """
+    found: dict[str, float] = {}
+    previous = start
+    for at, raw in stamped:
+        m = RESULT_RE.match(_clean(raw))
+        if m is None:
+            continue
+        number = m["num"] + (f"/{m['sub']}" if m["sub"] else "")
+        found.setdefault(number, round(max(at - previous, 0.0), 3))
+        previous = at
+    return found

@@ -1,26 +1,25 @@
-"""The gate pipeline: preflight → tree → build → initramfs → boot → parse → verdict.
+"""The gate pipeline: inputs → preflight → tree → kernel → discover → build → boot → parse.
 
-Each stage is timed and recorded; the first error stops the chain and is kept on the
-report for cli.py to turn into an exit code.
+Each stage is timed, returns what it found, and the pipeline puts it on the report; the
+first error stops the chain and is kept on the report for cli.py to turn into an exit
+code.  The tree's lock is held from its checkout until the initramfs holds copies of
+every build output.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import platform
-import shlex
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import harness
 from harness import build, discover, initramfs, kernel, results, toolchain, tree, vm
+from harness.cache import Cache
 from harness.config import RunConfig
-from harness.errors import HarnessError, InternalError, TreeError
-from harness.report import Report, Stage, judge
+from harness.errors import Aborted, HarnessError, TreeError, UsageError, internal_error
+from harness.report import RunReport, Stage, Verdict, judge
 
 Progress = Callable[[str], None]
 
@@ -40,6 +39,9 @@ class Stages:
         start = time.monotonic()
         try:
             yield stage
+        except KeyboardInterrupt:
+            stage.status = "aborted"
+            raise
         except BaseException as exc:
             stage.status = "failed"
             stage.detail = exc.line() if isinstance(exc, HarnessError) else repr(exc)
@@ -53,73 +55,67 @@ class Stages:
                           f"({stage.seconds:.1f}s)")
 
 
-@dataclass
-class Outcome:
-    """What cli.py needs: the report (verdict and context) and the error that stopped it."""
+class TreeSource:
+    """Where a run's tree comes from: resolved before locking, checked out under the lock."""
 
-    report: Report
-    error: HarnessError | None = None
+    def resolve(self, cfg: RunConfig) -> tree.Source:
+        return tree.resolve(cfg.tree, cfg.rev, cfg.out)
+
+    def checkout(self, src: tree.Source, cache: Cache, log_dir: Path) -> tree.Tree:
+        return tree.checkout(src, cache, log_dir)
+
+
+def check_inputs(cfg: RunConfig) -> None:
+    """Usage checks that need no tool: run before the preflight, so they are answered first."""
+    if bool(cfg.kernel) != bool(cfg.headers):
+        raise UsageError("--kernel IMAGE and --headers DIR go together; pass both")
+    if cfg.kernel and cfg.headers:
+        kernel.explicit(cfg.kernel, cfg.headers)
+    if cfg.tree is not None:
+        tree.check_kernel_tree(cfg.tree)
 
 
 def _select_kernel(cfg: RunConfig, version: str) -> kernel.Kernel:
-    if cfg.kernel or cfg.headers:
-        if not (cfg.kernel and cfg.headers):
-            raise TreeError("--kernel and --headers go together; pass both")
+    if cfg.kernel and cfg.headers:
         return kernel.explicit(cfg.kernel, cfg.headers)
     return kernel.find_prebuilt(version)
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """What a run is about, before anything is built."""
-
-    tree: tree.Tree
-    kernel: kernel.Kernel
-    plan: discover.Plan
-
-
-TreeSource = Callable[[], tree.Tree]
+def _preflight(cfg: RunConfig, st: Stages, rep: RunReport) -> vm.Accel:
+    with st.step("preflight"):
+        toolchain.check(cfg.toolchain)
+        rep.accel = vm.choose_accel(cfg.vm.accel, os.environ, vm.kvm_present())
+        rep.versions.update(toolchain.versions(cfg.toolchain))
+    return rep.accel
 
 
-def _resolve(cfg: RunConfig, st: Stages, rep: Report, source: TreeSource | None) -> Resolved:
-    with st.step("tree"):
-        t = source() if source else tree.select(cfg.tree, cfg.rev, cfg.cache, cfg.out)
-        rep.context["tree"] = t.as_dict()
-        if t.warning:
-            st.progress(f"warning: {t.warning}")
+def _kernel(cfg: RunConfig, st: Stages, t: tree.Tree) -> kernel.Kernel:
     with st.step("kernel"):
         k = _select_kernel(cfg, t.version)
-        rep.context["kernel"] = k.as_dict()
         unmet = kernel.check_config(k)
         if unmet:
-            raise TreeError(f"kernel {k.release} lacks options the tests need: {', '.join(unmet)}")
-    with st.step("discover"):
-        plan = discover.load_plan(t.path, cfg.tests)
-        rep.context["tests"] = {"files": [x.stem for x in plan.tests],
-                                "functions": list(plan.functions),
-                                "bpf_objects": list(plan.bpf_objects)}
-    return Resolved(tree=t, kernel=k, plan=plan)
+            raise TreeError(f"kernel {k.release} lacks options the tests need: "
+                            f"{', '.join(unmet)}")
+    return k
 
 
-def _build(cfg: RunConfig, st: Stages, rep: Report, res: Resolved) -> initramfs.Payload:
-    t, k, plan = res.tree, res.kernel, res.plan
-    ctx = build.BuildContext(tree=t.path, build_dir=cfg.cache / "build" / t.key,
+def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
+    t, k, plan = rep.tree, rep.kernel, rep.plan
+    assert t is not None and k is not None and plan is not None
+    ctx = build.BuildContext(tree=t.path, tree_key=t.key, cache=Cache(cfg.cache),
                              log_dir=cfg.out, toolchain=cfg.toolchain, jobs=cfg.jobs,
-                             timeout=cfg.timeouts.build)
-    with tree.locked(cfg.cache, t.key):
-        with st.step("build-bpftool", "build-bpftool.log"):
-            tools = build.build_tools(ctx)
-        with st.step("build-testmod", "build-testmod.log"):
-            module = build.build_testmod(ctx, k)
-        with st.step("build-test_progs", "build-test_progs.log"):
-            selftests = build.build_selftests(ctx, plan, tools, k)
-        payload = initramfs.Payload(
-            busybox=Path(cfg.toolchain.busybox), test_progs=selftests.test_progs,
-            module=module, bpf_objects=selftests.runtime_objects, tests=plan.functions)
-        with st.step("initramfs"):
-            size = initramfs.assemble(payload, cfg.out / "initramfs.cpio.gz")
-            rep.context["initramfs_bytes"] = size
-    return payload
+                             timeout=cfg.timeouts.build, versions=rep.versions)
+    with st.step("build-bpftool", "build-bpftool.log"):
+        tools = build.build_tools(ctx)
+    with st.step("build-testmod", "build-testmod.log"):
+        module = build.build_testmod(ctx, k)
+    with st.step("build-test_progs", "build-test_progs.log"):
+        selftests = build.build_selftests(ctx, plan, tools, k)
+    payload = initramfs.Payload(
+        busybox=Path(cfg.toolchain.busybox), test_progs=selftests.test_progs,
+        module=module, bpf_objects=selftests.runtime_objects, tests=plan.functions)
+    with st.step("initramfs"):
+        rep.initramfs_bytes = initramfs.assemble(payload, cfg.out / "initramfs.cpio.gz")
 
 
 def _qemu(cfg: RunConfig, k: kernel.Kernel, accel: vm.Accel) -> list[str]:
@@ -127,59 +123,64 @@ def _qemu(cfg: RunConfig, k: kernel.Kernel, accel: vm.Accel) -> list[str]:
                         initrd=cfg.out / "initramfs.cpio.gz", run_dir=cfg.out)
 
 
-def _boot(cfg: RunConfig, st: Stages, rep: Report, argv: list[str]) -> None:
+def _boot(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
+    assert rep.qemu is not None
     with st.step("boot+run", "console.log"):
-        out = vm.boot(argv, cfg.out, cfg.timeouts.boot, cfg.timeouts.run)
-    rep.context["vm"] = {"boot_seconds": round(out.boot_seconds, 3),
-                         "seconds": round(out.seconds, 3), "qemu_status": out.qemu_status,
-                         "test_progs_exit": out.exit_status}
+        rep.vm = vm.boot(rep.qemu, cfg.out, cfg.timeouts.boot, cfg.timeouts.run)
     with st.step("parse", "test_progs.log"):
-        parsed = results.parse((cfg.out / "test_progs.log").read_text(errors="replace")
-                               .splitlines())
-        verdict, subtests = judge(parsed, out.exit_status)
-    rep.verdict, rep.reason, rep.subtests = verdict.verdict, verdict.reason, subtests
+        text = (cfg.out / "test_progs.log").read_text(errors="replace")
+        judged = judge(results.parse(text.splitlines()), rep.vm.exit_status)
+    times = results.durations(rep.vm.stamped, rep.vm.boot_seconds)
+    for r in judged.subtests:
+        r.seconds = times.get(r.number)
+    rep.verdict, rep.reason, rep.subtests, rep.error = (
+        judged.verdict, judged.reason, judged.subtests, judged.error)
 
 
-def execute(cfg: RunConfig, progress: Progress, source: TreeSource | None = None) -> Outcome:
-    """Run the whole gate; never raises HarnessError (it is returned on the outcome).
+def _pipeline(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource) -> None:
+    with st.step("inputs"):
+        check_inputs(cfg)
+    accel = _preflight(cfg, st, rep)
+    with st.step("resolve"):
+        src = source.resolve(cfg)
+    cache = Cache(cfg.cache)
+    with cache.lock(src.key):
+        with st.step("tree"):
+            rep.tree = source.checkout(src, cache, cfg.out)
+            if rep.tree.warning:
+                st.progress(f"warning: {rep.tree.warning}")
+        rep.kernel = _kernel(cfg, st, rep.tree)
+        with st.step("discover"):
+            rep.plan = discover.load_plan(rep.tree.path, cfg.tests)
+        rep.qemu = _qemu(cfg, rep.kernel, accel)
+        if cfg.dry_run:
+            rep.verdict, rep.reason = Verdict.DRY_RUN, "nothing built or booted (--dry-run)"
+            return
+        _build(cfg, st, rep)
+    _boot(cfg, st, rep)
 
-    `source` supplies an already prepared tree (the series gate's two sides).
+
+def execute(cfg: RunConfig, progress: Progress, source: TreeSource | None = None,
+            ) -> RunReport:
+    """Run the whole gate and return its report.
+
+    HarnessErrors end up on the report; Ctrl-C and SIGTERM (Aborted) give an aborted
+    report; any other exception is a bug: an InternalError with traceback.txt.
+    `source` supplies the tree (the series gate's two sides).
     """
     cfg.out.mkdir(parents=True, exist_ok=True)
     st = Stages(progress)
-    rep = Report(verdict="error", reason="", exit_code=-1, run_dir=cfg.out, stages=st.done)
-    rep.context.update(_static_context(cfg))
+    rep = RunReport(run_dir=cfg.out, requested_tests=cfg.tests, stages=st.done)
     try:
-        with st.step("preflight"):
-            toolchain.check(cfg.toolchain)
-            accel = vm.choose_accel(cfg.vm.accel, os.environ, vm.kvm_present())
-            rep.context["accelerator"] = {"name": accel.name, "why": accel.note}
-            rep.context["versions"].update(toolchain.versions(cfg.toolchain))
-        resolved = _resolve(cfg, st, rep, source)
-        argv = _qemu(cfg, resolved.kernel, accel)
-        rep.context["qemu"] = shlex.join(argv)
-        if cfg.dry_run:
-            rep.verdict, rep.reason = "dry-run", "nothing built or booted (--dry-run)"
-            return Outcome(rep)
-        _build(cfg, st, rep, resolved)
-        _boot(cfg, st, rep, argv)
+        _pipeline(cfg, st, rep, source or TreeSource())
     except HarnessError as exc:
-        rep.verdict, rep.reason = "error", exc.line()
-        return Outcome(rep, exc)
+        rep.broke(exc)
+    except KeyboardInterrupt as exc:
+        rep.aborted(signal_name(exc))
     except Exception as exc:  # a bug: keep the traceback with the run
-        dump = cfg.out / "traceback.txt"
-        dump.write_text(traceback.format_exc())
-        error = InternalError(f"internal error: {exc!r}", dump)
-        rep.verdict, rep.reason = "error", error.line()
-        return Outcome(rep, error)
-    return Outcome(rep)
+        rep.broke(internal_error(exc, cfg.out))
+    return rep
 
 
-def _static_context(cfg: RunConfig) -> dict[str, object]:
-    return {
-        "harness": harness.__version__,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "host": platform.node(),
-        "requested_tests": list(cfg.tests),
-        "versions": {"python": platform.python_version()},
-    }
+def signal_name(exc: KeyboardInterrupt) -> str:
+    return f"{exc.args[0]}" if isinstance(exc, Aborted) else "SIGINT"

@@ -17,10 +17,12 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
-import git
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import PatchSet
 
+from harness import vcs
+from harness.cache import Cache
+from harness.config import default_cache
 from harness.errors import SeriesError
 
 PREFIX_RE = re.compile(r"^\s*(?:(?:re|fwd?):\s*)*\[(?P<prefix>[^\]]*)\]\s*(?P<subject>.*)$",
@@ -33,6 +35,11 @@ INBODY_FROM_RE = re.compile(r"^From: (.+)$")
 RANGE_RE = re.compile(r"^[^\s.][^\s]*\.\.\.?[^\s]+$")
 MSGID_RE = re.compile(r"^<?[^\s<>@/]+@[^\s<>@/]+>?$")
 FROM_LINE = b"From harness Mon Sep 17 00:00:00 2001\n"
+HUNK_HEADER_RE = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+SIGNATURE_LINES = ("-- ", "--")  # format-patch's signature ends the diff
+CLIP = 60
+REGENERATE = "regenerate the patch (git format-patch or b4 am) and pass the series again"
+OUTSIDE = "a diff line outside any hunk (no '@@' header before it)"
 
 
 @dataclass(frozen=True)
@@ -139,21 +146,182 @@ def trailers(message: str) -> tuple[tuple[str, str], ...]:
     return tuple((m[1], m[2].strip()) for m in TRAILER_RE.finditer(head))
 
 
+@dataclass(frozen=True)
+class DiffProblem:
+    """Where a diff is corrupt: line number (1 = its first 'diff --git'), that line, why."""
+
+    line: int
+    text: str
+    reason: str
+
+    def describe(self) -> str:
+        text = self.text if len(self.text) <= CLIP else self.text[:CLIP] + "..."
+        return f"line {self.line} of the diff ({text!r}): {self.reason}"
+
+
+@dataclass
+class _Hunk:
+    line: int
+    header: str
+    old: int  # lines of the old side still to come
+    new: int  # lines of the new side still to come
+
+
+@dataclass
+class _DiffScan:
+    """The walk of `diff_problem`: where in a file diff we are, the open hunk, the counts."""
+
+    region: str = "preamble"  # preamble | header (after 'diff --git') | hunks | binary
+    hunk: _Hunk | None = None
+    closed: _Hunk | None = None  # the hunk that ended on the previous line
+    promise: tuple[int, str] | None = None  # the '+++ ' line of a file with no hunk yet
+    first: _Hunk | None = None
+    changes: int = 0
+
+
+def _open_hunk(scan: _DiffScan, number: int, line: str) -> DiffProblem | None:
+    m = HUNK_HEADER_RE.match(line)
+    if m is None:
+        return DiffProblem(number, line, "not a valid hunk header ('@@ -A,B +C,D @@')")
+    old, new = (int(count) if count is not None else 1 for count in m.groups())
+    scan.hunk = _Hunk(number, line, old, new)
+    scan.first = scan.first or scan.hunk
+    scan.promise, scan.region = None, "hunks"
+    if old == new == 0:
+        scan.hunk = None
+    return None
+
+
+def _hunk_line(scan: _DiffScan, hunk: _Hunk, number: int, line: str) -> DiffProblem | None:
+    """One line inside an open hunk: context (' ' or empty), '+', '-' or a '\\' marker."""
+    kind = line[:1]
+    if kind == "\\":
+        return None
+    if kind not in ("", " ", "+", "-"):
+        return DiffProblem(hunk.line, hunk.header, f"the hunk is shorter than its header says "
+                           f"(line {number} {line[:CLIP]!r} is not a hunk line)")
+    hunk.old -= kind != "+"
+    hunk.new -= kind != "-"
+    scan.changes += kind in ("+", "-")
+    if min(hunk.old, hunk.new) < 0:
+        return DiffProblem(number, line, f"the hunk at line {hunk.line} is longer than its "
+                           "header says")
+    if hunk.old == hunk.new == 0:
+        scan.hunk, scan.closed = None, hunk
+    return None
+
+
+def _unfulfilled(scan: _DiffScan) -> DiffProblem | None:
+    """A file whose '--- '/'+++ ' header announced a content change that no hunk made."""
+    promise, scan.promise = scan.promise, None
+    if promise is None:
+        return None
+    return DiffProblem(*promise, "the file header announces a content change but no hunk "
+                       "follows")
+
+
+def _header_line(scan: _DiffScan, number: int, line: str) -> DiffProblem | None:
+    """Between 'diff --git' and the first hunk: git's extended headers, '--- ', '+++ '."""
+    if line == "GIT binary patch":
+        scan.region = "binary"
+    elif line.startswith("+++ "):
+        scan.promise, scan.region = (number, line), "hunks"
+    elif line[0] in "+-" and not line.startswith("--- "):
+        return DiffProblem(number, line, OUTSIDE)
+    return None
+
+
+def _outside_line(scan: _DiffScan, number: int, line: str) -> DiffProblem | None:
+    closed, scan.closed = scan.closed, None
+    if line.startswith("diff --git "):
+        scan.region = "header"
+        return _unfulfilled(scan)
+    if scan.region in ("preamble", "binary") or not line:
+        return None
+    if line.startswith("@@"):
+        return _open_hunk(scan, number, line)
+    if scan.region == "header":
+        return _header_line(scan, number, line)
+    return _stray_line(closed, number, line)
+
+
+def _stray_line(closed: _Hunk | None, number: int, line: str) -> DiffProblem | None:
+    """A hunk body line ('+', '-', ' ') where no hunk is open: a header lied or is missing."""
+    if line[0] not in "+- ":
+        return None
+    if closed is None:
+        return DiffProblem(number, line, OUTSIDE)
+    return DiffProblem(number, line, f"the hunk at line {closed.line} is longer than its "
+                       "header says")
+
+
+def _finish(scan: _DiffScan) -> DiffProblem | None:
+    if scan.hunk is not None:
+        return DiffProblem(scan.hunk.line, scan.hunk.header,
+                           "the hunk is shorter than its header says (the diff ends first)")
+    problem = _unfulfilled(scan)
+    if problem is None and scan.first is not None and scan.changes == 0:
+        problem = DiffProblem(scan.first.line, scan.first.header,
+                              "its hunks add and remove no line: the diff changes nothing")
+    return problem
+
+
+def diff_problem(diff: str) -> DiffProblem | None:
+    """The first structural defect of a git diff, or None.
+
+    unidiff reads a mangled hunk header, and the body lines after it, as "patch info"
+    between files, and stops a hunk at its header's counts, silently dropping the rest.
+    So check here what it skips: every '@@' line is a valid header, every hunk has exactly
+    the lines its header counts, a file with '--- '/'+++ ' has a hunk, and something
+    changes.  Renames, mode changes, binary and empty new or deleted files have no hunk.
+    """
+    scan = _DiffScan()
+    for number, crlf_line in enumerate(diff.removesuffix("\n").split("\n"), start=1):
+        line = crlf_line.removesuffix("\r")  # structure only: a CRLF mail reads the same
+        if scan.hunk is not None:
+            problem = _hunk_line(scan, scan.hunk, number, line)
+        elif line in SIGNATURE_LINES and scan.region != "binary":
+            break
+        else:
+            problem = _outside_line(scan, number, line)
+        if problem is not None:
+            return problem
+    return _finish(scan)
+
+
+def _counts_problem(stats: tuple[FileStat, ...], diff: str) -> DiffProblem | None:
+    """unidiff counted nothing although the diff has '@@' lines: it skipped them."""
+    if any(f.added or f.removed for f in stats):
+        return None
+    for number, line in enumerate(diff.split("\n"), start=1):
+        if line.startswith("@@"):
+            return DiffProblem(number, line, "unidiff read no added or removed line here")
+    return None
+
+
 def diffstat(diff: str, where: str) -> tuple[FileStat, ...]:
     """Per-file counts from a unified diff; a diff that does not parse is an input error."""
     if not diff:
         return ()
+    problem = diff_problem(diff)
+    if problem is not None:
+        raise SeriesError(f"{where}: corrupt diff at {problem.describe()}; {REGENERATE}")
     try:
         patch_set = PatchSet(diff)
     except UnidiffParseError as exc:
-        raise SeriesError(f"{where}: corrupt diff ({exc}); regenerate the patch") from exc
+        detail = " ".join(str(exc).split())
+        raise SeriesError(f"{where}: corrupt diff ({detail}); {REGENERATE}") from exc
     if not patch_set:
         raise SeriesError(f"{where}: 'diff --git' found but no file diff could be read")
-    return tuple(
+    stats = tuple(
         FileStat(path=f.path, added=f.added, removed=f.removed, hunks=len(f),
                  is_new=f.is_added_file)
         for f in patch_set
     )
+    problem = _counts_problem(stats, diff)
+    if problem is not None:
+        raise SeriesError(f"{where}: corrupt diff at {problem.describe()}; {REGENERATE}")
+    return stats
 
 
 def _body_text(msg: EmailMessage) -> str:
@@ -262,18 +430,18 @@ def from_directory(path: Path) -> Series:
     return _build(str(path), messages)
 
 
-def from_range(repo_path: Path, spec: str) -> Series:
+def from_range(repo_path: Path, spec: str, log_dir: Path) -> Series:
     """BASE..TIP of a git repository, through `git format-patch` (read-only)."""
-    try:
-        repo = git.Repo(repo_path)
-        text = repo.git.format_patch("--stdout", "--no-signature", spec,
-                                     stdout_as_string=False)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
-        raise SeriesError(f"{spec}: {repo_path} is not a git repository; pass --tree") from exc
-    except git.GitCommandError as exc:
-        detail = str(exc.stderr).strip()
-        raise SeriesError(f"{spec}: not a valid range in {repo_path}: {detail}") from exc
-    assert isinstance(text, bytes)
+    git = vcs.Git(repo_path, log_dir)
+    if not repo_path.is_dir() or not git.is_repo():
+        raise SeriesError(f"{spec}: {repo_path} is not a git repository; pass --tree")
+    out = log_dir / "series-range.mbox"
+    done = git.run("format-patch", "--stdout", "--no-signature", spec, check=False,
+                   log="git-format-patch.log", stdout=out)
+    if done.returncode != 0:
+        detail = done.output.strip().splitlines()[-1:] or ["no output"]
+        raise SeriesError(f"{spec}: not a valid range in {repo_path}: {detail[0]}", done.log)
+    text = out.read_bytes()
     if not text.strip():
         raise SeriesError(f"{spec}: the range has no commits")
     chunks = [c for c in re.split(rb"(?m)^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001\n", text)
@@ -293,15 +461,19 @@ def from_message_id(msgid: str) -> Series:
                       f"pass the mbox it writes")
 
 
-def load(src: str, tree: Path | None = None) -> Series:
-    """Read a series from any supported source, chosen by what SRC looks like."""
+def load(src: str, tree: Path | None = None, log_dir: Path | None = None) -> Series:
+    """Read a series from any supported source, chosen by what SRC looks like.
+
+    `log_dir` receives the logs of the git commands a range needs (default: a fresh
+    directory under the cache's logs).
+    """
     path = Path(src)
     if path.is_file():
         return from_mbox(path)
     if path.is_dir():
         return from_directory(path)
     if RANGE_RE.match(src):
-        return from_range(tree or Path.cwd(), src)
+        return from_range(tree or Path.cwd(), src, log_dir or Cache(default_cache()).logs())
     if MSGID_RE.match(src):
         return from_message_id(src)
     raise SeriesError(f"{src}: no such file or directory, and not a git range or message-id")

@@ -8,25 +8,20 @@ requested revision; the user's checkout and repository are never written.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
-
-from harness import proc
+from harness import proc, vcs
+from harness.cache import Cache
 from harness.errors import TreeError
 
 SOURCE_PACKAGE = "linux-source-6.12"
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 MARKERS = ("Makefile", "kernel/bpf", "tools/testing/selftests/bpf/prog_tests")
-FIXED_DATE = "2000-01-01T00:00:00+0000"  # the import commit is reproducible across machines
 
 
 @dataclass(frozen=True)
@@ -71,19 +66,6 @@ def check_kernel_tree(path: Path) -> str:
         raise TreeError(f"--tree {path}: top-level Makefile has no kernel version") from exc
 
 
-@contextlib.contextmanager
-def locked(cache: Path, key: str) -> Iterator[None]:
-    """Hold an exclusive lock on one tree and its builds for the duration of a run."""
-    locks = cache / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with (locks / f"{key}.lock").open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def debian_source_version() -> str:
     """Version of the installed linux-source package, e.g. '6.12.117-1~deb12u1'."""
     try:
@@ -100,16 +82,22 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)
 
 
-def default_tree(cache: Path, log_dir: Path) -> Tree:
-    """Debian's linux-source as a cached one-commit git repository."""
+@dataclass(frozen=True)
+class Source:
+    """What a run will check out, resolved (and validated) before anything is locked."""
+
+    key: str  # names the owned tree, its lock and its builds
+    origin: str
+    commit: str | None = None  # None: the Debian import (its one commit)
+    repo: Path | None = None  # the user's repository (read, never written)
+    version: str | None = None  # Debian source package version
+    warning: str | None = None
+
+
+def default_source() -> Source:
     version = debian_source_version()
-    key = f"debian-{_safe(version)}"
-    path = cache / "trees" / key
-    if not (path / ".git").is_dir():
-        _import_tarball(path, version, log_dir)
-    repo = git.Repo(path)
-    return Tree(path=path, origin=f"Debian {SOURCE_PACKAGE} {version}",
-                commit=repo.head.commit.hexsha, version=check_kernel_tree(path), key=key)
+    return Source(key=f"debian-{_safe(version)}", origin=f"Debian {SOURCE_PACKAGE} {version}",
+                  version=version)
 
 
 def _import_tarball(path: Path, version: str, log_dir: Path) -> None:
@@ -120,36 +108,16 @@ def _import_tarball(path: Path, version: str, log_dir: Path) -> None:
     try:
         proc.run(["tar", "-xf", str(SOURCE_TARBALL), "-C", str(scratch),
                   "--strip-components=1"], log=log_dir / "tree-unpack.log", timeout=900)
-        repo = git.Repo.init(scratch)
-        with repo.config_writer() as config:  # no background repack after the big commit
-            config.set_value("gc", "auto", "0")
-        repo.git.add("-f", "-A")
-        env = {"GIT_AUTHOR_NAME": "harness", "GIT_AUTHOR_EMAIL": "harness@localhost",
-               "GIT_COMMITTER_NAME": "harness", "GIT_COMMITTER_EMAIL": "harness@localhost",
-               "GIT_AUTHOR_DATE": FIXED_DATE, "GIT_COMMITTER_DATE": FIXED_DATE}
-        with repo.git.custom_environment(**env):
-            repo.git.commit("-q", "-m", f"Debian {SOURCE_PACKAGE} {version}",
-                            "-m", f"Imported by harness from {SOURCE_TARBALL}.")
+        git = vcs.Git(scratch, log_dir, timeout=1800)
+        git.run("init", "-q")
+        git.run("config", "gc.auto", "0")  # no background repack after the big commit
+        git.run("add", "-f", "-A")
+        dated = {"GIT_AUTHOR_DATE": vcs.FIXED_DATE, "GIT_COMMITTER_DATE": vcs.FIXED_DATE}
+        git.run("commit", "-q", "-m", f"Debian {SOURCE_PACKAGE} {version}",
+                "-m", f"Imported by harness from {SOURCE_TARBALL}.", env=dated)
         scratch.rename(path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def select(path: Path | None, rev: str, cache: Path, log_dir: Path) -> Tree:
-    """The default tree, or the user's tree at `rev`."""
-    if path is None:
-        return default_tree(cache, log_dir)
-    return user_tree(path, rev, cache)
-
-
-def _open_user_repo(path: Path) -> git.Repo:
-    try:
-        return git.Repo(path)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
-        raise TreeError(
-            f"--tree {path}: not a git repository; commit the tree to git "
-            f"(git init && git add -A && git commit) and pass it again"
-        ) from exc
 
 
 def user_key(path: Path) -> str:
@@ -157,37 +125,69 @@ def user_key(path: Path) -> str:
     return "user-" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
 
 
-def forget(cache: Path, path: Path) -> None:
-    """Delete what the cache holds for a user's tree: its clone, worktree and builds."""
-    key = user_key(path)
-    for place in (cache / "trees" / key, cache / "build" / key,
-                  cache / "worktrees" / f"{key}-series", cache / "build" / f"{key}-series"):
-        shutil.rmtree(place, ignore_errors=True)
-
-
-def user_tree(path: Path, rev: str, cache: Path) -> Tree:
-    """A user's git tree, checked out at `rev` in a clone the harness owns."""
+def user_source(path: Path, rev: str, log_dir: Path) -> Source:
+    """Check a user's tree and resolve `rev` in it (read-only), before any lock."""
     path = path.resolve()
     check_kernel_tree(path)
-    repo = _open_user_repo(path)
-    try:
-        commit = repo.commit(rev).hexsha
-    except (git.BadName, ValueError) as exc:
-        raise TreeError(f"--rev {rev}: not a commit in {path}") from exc
+    git = vcs.Git(path, log_dir)
+    if not git.is_repo():
+        raise TreeError(
+            f"--tree {path}: not a git repository; commit the tree to git "
+            f"(git init && git add -A && git commit) and pass it again")
+    commit = git.commit_of(rev)
+    if commit is None:
+        raise TreeError(f"--rev {rev}: not a commit in {path}; pass a commit, tag or branch")
     warning = None
-    if rev == "HEAD" and repo.is_dirty(untracked_files=False):
+    if rev == "HEAD" and git.dirty():
         warning = f"{path} has uncommitted changes; they are not tested (commit them first)"
-    key = user_key(path)
-    owned = _owned_clone(path, cache / "trees" / key)
-    owned.git.checkout("-q", "-f", "--detach", commit)
-    version = check_kernel_tree(Path(owned.working_dir))
-    return Tree(path=Path(owned.working_dir), origin=str(path), commit=commit,
-                version=version, key=key, warning=warning)
+    return Source(key=user_key(path), origin=str(path), commit=commit, repo=path,
+                  warning=warning)
 
 
-def _owned_clone(source: Path, dest: Path) -> git.Repo:
+def resolve(path: Path | None, rev: str, log_dir: Path) -> Source:
+    """The default tree, or the user's tree at `rev`."""
+    return default_source() if path is None else user_source(path, rev, log_dir)
+
+
+def checkout(src: Source, cache: Cache, log_dir: Path) -> Tree:
+    """The tree on disk, in a directory the harness owns.  Hold cache.lock(src.key)."""
+    path = cache.tree(src.key)
+    if src.repo is None:
+        assert src.version is not None
+        if not (path / ".git").is_dir():
+            _import_tarball(path, src.version, log_dir)
+        commit = vcs.Git(path, log_dir).head()
+    else:
+        assert src.commit is not None
+        _owned_clone(src.repo, path, log_dir)
+        git = vcs.Git(path, log_dir)
+        git.run("checkout", "-q", "-f", "--detach", src.commit)
+        git.run("clean", "-q", "-fdx")
+        commit = src.commit
+    return Tree(path=path, origin=src.origin, commit=commit, version=check_kernel_tree(path),
+                key=src.key, warning=src.warning)
+
+
+def select(path: Path | None, rev: str, cache: Cache, log_dir: Path) -> Tree:
+    """Resolve, lock and check out (for commands that only read the tree afterwards)."""
+    src = resolve(path, rev, log_dir)
+    with cache.lock(src.key):
+        return checkout(src, cache, log_dir)
+
+
+def default_tree(cache: Cache, log_dir: Path) -> Tree:
+    return select(None, "HEAD", cache, log_dir)
+
+
+def forget(cache: Cache, path: Path) -> None:
+    """Delete what the cache holds for a user's tree: its clone, worktree and builds."""
+    cache.forget(user_key(path))
+
+
+def _owned_clone(source: Path, dest: Path, log_dir: Path) -> None:
     """A clone that borrows the source's objects (alternates) and never writes to it."""
     if (dest / ".git").is_dir():
-        return git.Repo(dest)
+        return
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return git.Repo.clone_from(str(source), str(dest), shared=True, no_checkout=True)
+    vcs.Git(dest.parent, log_dir).run("clone", "-q", "--shared", "--no-checkout",
+                                      str(source), str(dest))

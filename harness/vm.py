@@ -8,10 +8,11 @@ never a test result.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from harness.errors import BootError, HarnessTimeout, UsageError
 BOOT_MARKER = "HARNESS: booted"
 STATUS_RE = re.compile(r"HARNESS-EXIT (\d+)")
 PANIC_RE = re.compile(r"Kernel panic - not syncing|end Kernel panic")
+HALT_RE = re.compile(r"Power off not available|reboot: System halted")
+GRACE = 3.0  # seconds QEMU gets to power off after the guest wrote its status
+NO_POWEROFF = "ended by harness: the guest wrote its status but did not power off"
 CHANNELS = ("test_progs.log", "dmesg.log", "status")
 KERNEL_ARGS = ("console=ttyS0", "panic=-1", "oops=panic", "quiet", "rdinit=/init")
 
@@ -76,7 +80,7 @@ class Console:
 
     booted_at: float | None = None
     panic: str | None = None
-    lines: list[str] = field(default_factory=list)
+    halted: bool = False
     started: float = field(default_factory=time.monotonic)
 
     def feed(self, line: str) -> None:
@@ -84,6 +88,43 @@ class Console:
             self.booted_at = time.monotonic() - self.started
         if self.panic is None and PANIC_RE.search(line):
             self.panic = line.strip()
+        if HALT_RE.search(line):
+            self.halted = True
+
+
+class LineClock:
+    """Tails a channel file, stamping each complete line with the host's clock."""
+
+    def __init__(self, path: Path, started: float) -> None:
+        self.path = path
+        self.started = started
+        self.offset = 0
+        self.partial = b""
+        self.stamped: list[tuple[float, str]] = []
+
+    def poll(self) -> None:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        self.offset += len(data)
+        *complete, self.partial = (self.partial + data).split(b"\n")
+        now = time.monotonic() - self.started
+        self.stamped += [(now, ln.decode(errors="replace")) for ln in complete]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the run showed, for the pure decision below."""
+
+    status: int | None  # test_progs's exit status from the status channel
+    booted_at: float | None
+    panic: str | None
+    stopped: str | None  # why the harness ended QEMU, if it did
+    qemu_status: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -92,6 +133,35 @@ class Outcome:
     boot_seconds: float
     seconds: float
     qemu_status: int
+    ended: str  # "powered off", or why the harness ended QEMU
+    stamped: tuple[tuple[float, str], ...] = ()  # test_progs lines with host times
+
+    def as_dict(self) -> dict[str, object]:
+        return {"boot_seconds": round(self.boot_seconds, 3), "seconds": round(self.seconds, 3),
+                "qemu_status": self.qemu_status, "test_progs_exit": self.exit_status,
+                "ended": self.ended}
+
+
+def decide(seen: Observed, log: Path) -> Outcome:
+    """The VM's outcome: a status to judge, or the error that says why there is none.
+
+    A panic wins over everything; a status is used even when QEMU had to be ended
+    (the guest could not power off); no status is a lost VM, a boot failure or a timeout,
+    never a test result.
+    """
+    if seen.panic:
+        raise BootError(f"kernel panic: {seen.panic}", log)
+    if seen.status is not None:
+        return Outcome(exit_status=seen.status, boot_seconds=seen.booted_at or 0.0,
+                       seconds=seen.seconds, qemu_status=seen.qemu_status,
+                       ended=seen.stopped or "powered off")
+    if seen.stopped and seen.booted_at is None:
+        raise HarnessTimeout(f"guest did not reach /init ({seen.stopped})", log)
+    if seen.stopped:
+        raise HarnessTimeout(f"test run did not finish: {seen.stopped}", log)
+    what = "VM lost after boot" if seen.booted_at is not None else "guest did not boot"
+    raise BootError(f"{what}: no exit status from the guest (qemu exited {seen.qemu_status})",
+                    log)
 
 
 def read_status(text: str) -> int | None:
@@ -99,11 +169,35 @@ def read_status(text: str) -> int | None:
     return int(m[1]) if m else None
 
 
-def _boot_watchdog(console: Console, boot_timeout: float, log: Path) -> Callable[[float], None]:
-    def check(elapsed: float) -> None:
-        if console.booted_at is None and elapsed > boot_timeout:
-            raise HarnessTimeout(f"guest did not reach /init within {boot_timeout:.0f} s", log)
-    return check
+@dataclass
+class Watch:
+    """The boot deadline, and ending QEMU once the guest has written its status."""
+
+    console: Console
+    status_file: Path
+    boot_timeout: float
+    clock: LineClock
+    grace: float = GRACE
+    status_seen: float | None = None
+
+    def __call__(self, elapsed: float) -> str | None:
+        self.clock.poll()
+        if self.console.booted_at is None and elapsed > self.boot_timeout:
+            return f"boot timeout after {self.boot_timeout:.0f} s"
+        if self.status_seen is None and read_status(_read(self.status_file)) is not None:
+            self.status_seen = elapsed
+        if self.status_seen is None:
+            return None
+        if self.console.halted or elapsed - self.status_seen > self.grace:
+            return NO_POWEROFF
+        return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def boot(argv: list[str], run_dir: Path, boot_timeout: float, run_timeout: float) -> Outcome:
@@ -112,18 +206,16 @@ def boot(argv: list[str], run_dir: Path, boot_timeout: float, run_timeout: float
         (run_dir / name).unlink(missing_ok=True)
     console = Console()
     log = run_dir / "console.log"
-    start = time.monotonic()
-    rc = proc.stream(argv, log=log, timeout=run_timeout, on_line=console.feed,
-                     watchdog=_boot_watchdog(console, boot_timeout, log))
-    status_file = run_dir / "status"
-    status = read_status(status_file.read_text()) if status_file.is_file() else None
-    if console.panic:
-        raise BootError(f"kernel panic: {console.panic}", log)
-    if status is None:
-        what = "VM lost after boot" if console.booted_at is not None else "guest did not boot"
-        raise BootError(f"{what}: no exit status from the guest (qemu exited {rc})", log)
-    return Outcome(exit_status=status, boot_seconds=console.booted_at or 0.0,
-                   seconds=time.monotonic() - start, qemu_status=rc)
+    clock = LineClock(run_dir / "test_progs.log", console.started)
+    watch = Watch(console, run_dir / "status", boot_timeout, clock)
+    streamed = proc.stream(argv, log=log, timeout=run_timeout, on_line=console.feed,
+                           watchdog=watch)
+    clock.poll()
+    seen = Observed(status=read_status(_read(run_dir / "status")), booted_at=console.booted_at,
+                    panic=console.panic, stopped=streamed.stopped,
+                    qemu_status=streamed.returncode, seconds=streamed.seconds)
+    outcome = decide(seen, log)
+    return dataclasses.replace(outcome, stamped=tuple(clock.stamped))
 
 
 def kvm_present() -> bool:

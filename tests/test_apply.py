@@ -8,7 +8,7 @@ import git
 import pytest
 from conftest import data
 
-from harness import apply, series
+from harness import apply, series, vcs
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "series"
 PATCHES = Path(__file__).resolve().parents[1] / "patches"
@@ -42,7 +42,7 @@ def test_real_series_on_6_12(default_tree: Path, tmp_path: Path, version: str,
     base = repo.head.commit.hexsha
     s = series.load(str(SHARED / f"{version}.mbox"))
     worktree = tmp_path / "wt"
-    apply.prepare(default_tree, base, worktree)
+    apply.prepare(default_tree, base, worktree, tmp_path / "prep")
     applied = apply.apply_series(s, worktree, base, tmp_path / "logs")
     assert [r.outcome for r in applied.results] == [apply.Outcome.CONFLICT] * len(s.patches)
     for r in applied.results:
@@ -66,7 +66,7 @@ def test_three_way_and_already_present(default_tree: Path, tmp_path: Path) -> No
     repo = git.Repo(default_tree)
     base = repo.head.commit.hexsha
     worktree = tmp_path / "wt"
-    apply.prepare(default_tree, base, worktree)
+    apply.prepare(default_tree, base, worktree, tmp_path / "prep")
     wt = git.Repo(worktree)
     gen = worktree / "tools/bpf/bpftool/gen.c"
     # A context line of 2/4's second hunk changes, two lines away from its change.
@@ -74,7 +74,7 @@ def test_three_way_and_already_present(default_tree: Path, tmp_path: Path) -> No
     text = gen.read_text()
     assert text.count(anchor) == 1
     gen.write_text(text.replace(anchor, anchor.replace("INT:", "INT: /* ints */")))
-    wt.git.commit("-qam", "context change", env=apply.IDENTITY)
+    wt.git.commit("-qam", "context change", env=dict(vcs.IDENTITY))
     patches = series.load(str(PATCHES / "shadow-layout"))
     first = apply.apply_series(patches, worktree, base, tmp_path / "logs")
     assert [r.outcome for r in first.results] == [

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli, tree
+from harness.cache import Cache
 from harness.errors import ParseError
 
 
@@ -23,10 +24,20 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_distinct_exit_codes() -> None:
-    codes = [code for kind, code in cli.ERROR_CODES if kind is not ParseError]
+    codes = [e.code for e in cli.EXITS if e.error is not ParseError]
     assert len(codes) == len(set(codes))
     assert cli.EXIT_PASS == 0 and cli.EXIT_TEST_FAILURE == 1
-    assert {0, 1}.isdisjoint(codes)
+    errors = [e.code for e in cli.EXITS if e.error is not None]
+    assert {0, 1}.isdisjoint(errors)
+    assert cli.code_for(ParseError("x")) == cli.EXIT_USAGE
+
+
+def test_readme_exit_table_matches_the_code() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| code")]
+    assert [(int(c), m.strip()) for c, m in rows] == cli.exit_table()
 
 
 def test_not_a_kernel_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,7 +115,7 @@ def test_tree_without_matching_kernel(default_tree: Path, cache: Path, tmp_path:
     try:
         code = _run(["--tree", str(clone.working_dir)], tmp_path / "run")
     finally:
-        tree.forget(cache, Path(clone.working_dir))
+        tree.forget(Cache(cache), Path(clone.working_dir))
     assert code == cli.EXIT_BAD_TREE
     assert "no installed kernel matches it" in _error_line(capsys)
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from harness import build, cli, discover, kernel, tree
 from harness.btf import parse, shadow, verify
 from harness.btf.shadow import Rules
+from harness.cache import Cache
 from harness.config import Toolchain
 
 # name → (C declaration pattern, size, alignment)
@@ -117,11 +118,11 @@ def test_v4_shadow_keeps_member_offsets(kinds: list[str]) -> None:
 @pytest.fixture(scope="session")
 def bpftool(default_tree: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real bpftool, built from the default tree (cached)."""
-    t = tree.default_tree(cache, tmp_path_factory.mktemp("logs"))
-    ctx = build.BuildContext(tree=t.path, build_dir=cache / "build" / t.key,
+    t = tree.default_tree(Cache(cache), tmp_path_factory.mktemp("logs"))
+    ctx = build.BuildContext(tree=t.path, tree_key=t.key, cache=Cache(cache),
                              log_dir=tmp_path_factory.mktemp("build"), toolchain=Toolchain(),
-                             jobs=2, timeout=1800)
-    with tree.locked(cache, t.key):
+                             jobs=2)
+    with Cache(cache).lock(t.key):
         return build.build_tools(ctx).bpftool
 
 
@@ -163,12 +164,12 @@ def test_bitfields_match_bpftool_but_break_the_layout(bpftool: Path, tmp_path: P
 def test_every_struct_ops_object_of_the_tree(default_tree: Path, cache: Path, bpftool: Path,
                                              tmp_path: Path) -> None:
     """Byte-identical to real bpftool on each selftests object with a struct_ops map."""
-    t = tree.default_tree(cache, tmp_path)
-    ctx = build.BuildContext(tree=t.path, build_dir=cache / "build" / t.key, log_dir=tmp_path,
-                             toolchain=Toolchain(), jobs=2, timeout=1800)
+    t = tree.default_tree(Cache(cache), tmp_path)
+    ctx = build.BuildContext(tree=t.path, tree_key=t.key, cache=Cache(cache), log_dir=tmp_path,
+                             toolchain=Toolchain(), jobs=2)
     plan = discover.load_objects_plan(t.path)
     assert len(plan.bpf_objects) >= 25
-    with tree.locked(cache, t.key):
+    with Cache(cache).lock(t.key):
         objects = build.build_objects(ctx, plan, build.build_tools(ctx),
                                       kernel.find_prebuilt(t.version))
     results = {o.name: verify.verify(bpftool, o, Rules.MAINLINE, clang="clang-19",

@@ -16,6 +16,7 @@ import git
 import pytest
 
 from harness import cli, tree
+from harness.cache import Cache
 
 pytestmark = [pytest.mark.vm, pytest.mark.build]
 
@@ -73,7 +74,7 @@ def _broken_tree(default_tree: Path, dest: Path) -> git.Repo:
 def scratch(cache: Path, tmp_path: Path) -> Iterator[Path]:
     """A path for a scratch tree; what the harness caches for it is deleted afterwards."""
     yield tmp_path / "linux"
-    tree.forget(cache, tmp_path / "linux")
+    tree.forget(Cache(cache), tmp_path / "linux")
 
 
 def test_broken_shadow_layout_fails_the_gate(default_tree: Path, tmp_path: Path,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness import cli
-from harness.gate import Change, classify, compare
+from harness.compare import Change, classify, compare
 from harness.results import Result, Status
 
 PATCHES = Path(__file__).resolve().parents[1] / "patches"
@@ -45,6 +45,7 @@ def _run(tmp_path: Path, src: Path | str, *extra: str) -> tuple[int, dict[str, A
     return code, json.loads((out / "report.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.vm
 @pytest.mark.build
 def test_project_series_passes(default_tree: Path, tmp_path: Path) -> None:
@@ -59,6 +60,7 @@ def test_project_series_passes(default_tree: Path, tmp_path: Path) -> None:
     assert suites == ["gate", "base", "series"]
 
 
+@pytest.mark.slow
 @pytest.mark.vm
 @pytest.mark.build
 def test_broken_patch_is_a_named_regression(default_tree: Path, tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ def test_all_pass() -> None:
     assert all(s.status is Status.PASS for s in parsed.subtests)
     assert [(t.name, t.status) for t in parsed.tests] == [("struct_ops_module", Status.PASS)]
     assert parsed.summary is not None and parsed.summary.subtests_passed == 7
-    verdict, subtests = judge(parsed, 0)
+    verdict = judge(parsed, 0)
+    subtests = verdict.subtests
     assert verdict.verdict == "pass" and len(subtests) == 7
 
 
@@ -36,7 +37,7 @@ def test_subtest_failure_counted_once_with_its_log() -> None:
     assert [s.name for s in failed] == ["struct_ops_module/struct_ops_load"]
     assert any("test_2_result" in line for line in failed[0].log)
     assert parsed.summary is not None and parsed.summary.failed == 1
-    verdict, _ = judge(parsed, 1)
+    verdict = judge(parsed, 1)
     assert verdict.verdict == "fail"
     assert "struct_ops_module/struct_ops_load" in verdict.reason
 
@@ -44,7 +45,8 @@ def test_subtest_failure_counted_once_with_its_log() -> None:
 def test_crash_mid_run_is_a_failure_not_a_pass() -> None:
     parsed = parse(data("test_progs-crash-sigsegv.log").splitlines())
     assert not parsed.complete
-    verdict, subtests = judge(parsed, 139)
+    verdict = judge(parsed, 139)
+    subtests = verdict.subtests
     assert verdict.verdict == "fail"
     assert "139" in verdict.reason
     assert subtests[-1].name == "test_progs/incomplete"
@@ -54,25 +56,27 @@ def test_crash_mid_run_is_a_failure_not_a_pass() -> None:
 def test_signal_caught_but_run_completed() -> None:
     parsed = parse(data("test_progs-signal-survived.log").splitlines())
     assert parsed.complete and len(parsed.subtests) == 7
-    assert judge(parsed, 0)[0].verdict == "pass"
+    assert judge(parsed, 0).verdict == "pass"
 
 
 def test_no_output() -> None:
     parsed = parse(data("test_progs-empty.log").splitlines())
     assert parsed.tests == [] and parsed.subtests == [] and not parsed.complete
-    verdict, subtests = judge(parsed, 0)
+    verdict = judge(parsed, 0)
+    subtests = verdict.subtests
     assert verdict.verdict == "fail"
     assert [s.name for s in subtests] == ["test_progs/incomplete"]
 
 
 def test_nothing_matched_exit_2_is_an_error() -> None:
     parsed = parse(["Summary: 0/0 PASSED, 0 SKIPPED, 0 FAILED"])
-    assert judge(parsed, 2)[0].verdict == "error"
+    assert judge(parsed, 2).verdict == "error"
 
 
 def test_nonzero_exit_without_fail_line_still_fails() -> None:
     parsed = parse(data("test_progs-pass.log").splitlines())
-    verdict, subtests = judge(parsed, 3)
+    verdict = judge(parsed, 3)
+    subtests = verdict.subtests
     assert verdict.verdict == "fail"
     assert subtests[-1].name == "test_progs/exit"
 
@@ -90,7 +94,8 @@ def test_skip_variants_and_names_with_colons() -> None:
         ("verifier_x/a test: with colon", Status.SKIP), ("verifier_x/b", Status.PASS)]
     assert [(t.name, t.status) for t in parsed.tests] == [
         ("verifier_x", Status.PASS), ("plain_test", Status.SKIP)]
-    verdict, subtests = judge(parsed, 0)
+    verdict = judge(parsed, 0)
+    subtests = verdict.subtests
     # A test without subtests is reported as its own entry.
     assert [s.name for s in subtests][-1] == "plain_test"
     assert verdict.verdict == "pass"

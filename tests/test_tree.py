@@ -8,6 +8,7 @@ import git
 import pytest
 
 from harness import tree
+from harness.cache import Cache
 from harness.errors import TreeError
 
 MAKEFILE = "# SPDX\nVERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 117\nEXTRAVERSION =\nNAME = Baby\n"
@@ -41,6 +42,10 @@ def _fake_kernel_repo(path: Path) -> git.Repo:
     return repo
 
 
+def _user_tree(path: Path, rev: str, tmp: Path) -> tree.Tree:
+    return tree.select(path, rev, Cache(tmp / "cache"), tmp / "logs")
+
+
 def test_user_tree_is_cloned_and_never_written(tmp_path: Path) -> None:
     user = tmp_path / "linux"
     user.mkdir()
@@ -48,7 +53,7 @@ def test_user_tree_is_cloned_and_never_written(tmp_path: Path) -> None:
     (user / "Makefile").write_text(MAKEFILE + "# local edit\n")
     before = (repo.head.commit.hexsha, repo.git.status("--porcelain"), sorted(
         p.name for p in (user / ".git").iterdir()))
-    t = tree.user_tree(user, "HEAD", tmp_path / "cache")
+    t = _user_tree(user, "HEAD", tmp_path)
     assert t.path != user and t.path.is_relative_to(tmp_path / "cache")
     assert t.commit == repo.head.commit.hexsha and t.version == "6.12.117"
     assert t.warning is not None and "uncommitted" in t.warning
@@ -64,13 +69,13 @@ def test_user_tree_bad_rev_and_not_git(tmp_path: Path) -> None:
     user.mkdir()
     _fake_kernel_repo(user)
     with pytest.raises(TreeError, match="--rev nope"):
-        tree.user_tree(user, "nope", tmp_path / "cache")
+        _user_tree(user, "nope", tmp_path)
     plain = tmp_path / "plain"
     (plain / "kernel/bpf").mkdir(parents=True)
     (plain / "tools/testing/selftests/bpf/prog_tests").mkdir(parents=True)
     (plain / "Makefile").write_text(MAKEFILE)
     with pytest.raises(TreeError, match="not a git repository"):
-        tree.user_tree(plain, "HEAD", tmp_path / "cache")
+        _user_tree(plain, "HEAD", tmp_path)
 
 
 @pytest.mark.build

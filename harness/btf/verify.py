@@ -87,9 +87,10 @@ def check_layout(bpftool: Path, em: Emulated, clang: str, log_dir: Path) -> tupl
              log=log_dir / f"{em.name}.btf-dump.log", timeout=TIMEOUT, stdout=header)
     source = log_dir / f"{em.name}.layout.c"
     source.write_text(layout_check_source(header.read_text(), em))
+    log = log_dir / f"{em.name}.layout.log"
     done = proc.run([clang, "--target=bpf", "-fsyntax-only", "-Wno-everything", str(source)],
-                    log=log_dir / f"{em.name}.layout.log", timeout=TIMEOUT, check=False)
-    return done.returncode == 0, done.log
+                    log=log, timeout=TIMEOUT, check=False)
+    return done.returncode == 0, log
 
 
 def verify(bpftool: Path, obj: Path, rules: Rules, *, clang: str, log_dir: Path,

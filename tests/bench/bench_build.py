@@ -20,7 +20,12 @@ that the upstream build can succeed; the script prints which and why.
 Part 2 times `harness run` twice with a fresh empty cache: cold (including the import of the
 Debian source tarball into the cache) and warm (same cache again).
 
-Exit status: 0 when every measured step succeeded, 1 when a build or gate run failed.
+Before anything is timed, the programs the upstream build runs and `harness.bootstrap` does
+not install (rsync, ...; see PREREQUISITES) are checked, and the missing Debian packages
+installed through apt (as root).
+
+Exit status: 0 when every measured step succeeded, 1 when a build or gate run failed or a
+prerequisite could not be installed.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import build, discover, kernel, proc, tree
+from harness import bootstrap, build, discover, kernel, proc, tree
+from harness.cache import Cache
 from harness.config import Toolchain, default_cache
 from harness.errors import BuildError, HarnessError
 
@@ -55,6 +61,30 @@ ERROR_RE = re.compile(r"\berror:|\*\*\*")
 
 class BenchError(Exception):
     """A measured step failed; the message says which and shows the failing output."""
+
+
+@dataclass(frozen=True)
+class Prerequisite:
+    """A program the upstream build runs, and the Debian 12 package that provides it."""
+
+    command: str
+    package: str
+    why: str
+
+
+# What `make -C tools/testing/selftests/bpf test_progs` (Linux 6.12) runs beyond
+# harness.bootstrap.PACKAGES.  Its other tools come from Essential packages (coreutils, sed,
+# grep, diffutils' diff and cmp) or from PACKAGES (make, gcc, clang, pahole, libssl-dev...).
+# llvm-config is left out on purpose: without it (or without LLVM's static libraries) the
+# JIT disassembler is simply not built, and adding it would change what is measured.
+PREREQUISITES = (
+    Prerequisite("rsync", "rsync", "copies TRUNNER_EXTRA_FILES next to test_progs "
+                 "(`rsync -aq`; without it: make error 127)"),
+    Prerequisite("pkg-config", "pkgconf", "libelf, libcrypto and libpcap flags "
+                 "(falls back to -lelf/-lcrypto, but is what the Makefile asks first)"),
+    Prerequisite("awk", "mawk", "system include paths for the BPF programs "
+                 "(get_sys_includes)"),
+)
 
 
 @dataclass(frozen=True)
@@ -130,6 +160,40 @@ def timed_run(argv: list[str], log: Path, env: dict[str, str] | None = None) -> 
     return time.monotonic() - start
 
 
+# ---------------------------------------------------------------------- prerequisites
+
+
+def command_found(command: str) -> bool:
+    return shutil.which(command) is not None
+
+
+def missing_packages(prerequisites: Sequence[Prerequisite],
+                     installed: Callable[[str], bool] = command_found) -> list[str]:
+    """The packages to install: those providing a command `installed` does not find."""
+    packages = [p.package for p in prerequisites if not installed(p.command)]
+    return list(dict.fromkeys(packages))
+
+
+def ensure_prerequisites(prerequisites: Sequence[Prerequisite] = PREREQUISITES,
+                         installed: Callable[[str], bool] = command_found) -> None:
+    """Install what the upstream build needs (apt, as root), or BenchError naming it."""
+    packages = missing_packages(prerequisites, installed)
+    if not packages:
+        return
+    for p in prerequisites:
+        if not installed(p.command):
+            say(f"missing {p.command} (package {p.package}): {p.why}")
+    try:
+        bootstrap.ensure_packages(packages)
+    except (HarnessError, OSError) as exc:
+        detail = exc.line() if isinstance(exc, HarnessError) else str(exc)
+        raise BenchError(f"cannot install {' '.join(packages)}: {detail}") from exc
+    still = [p.command for p in prerequisites if not installed(p.command)]
+    if still:
+        raise BenchError(f"still not on PATH after installing {' '.join(packages)}: "
+                         f"{' '.join(still)}")
+
+
 # ---------------------------------------------------------------------- part 1: builds
 
 
@@ -165,7 +229,8 @@ def remove_broken_tests(tree_path: Path) -> list[Removed]:
 def targeted_build(tree_path: Path, k: kernel.Kernel, opts: Options, work: Path) -> float:
     """Cold harness build (fresh build dir): bpftool, libbpf, bpf_testmod, test_progs."""
     build_dir = work / "targeted-build"
-    ctx = build.BuildContext(tree=tree_path, build_dir=build_dir, log_dir=work / "targeted-logs",
+    ctx = build.BuildContext(tree=tree_path, tree_key="bench", cache=Cache(build_dir),
+                             log_dir=work / "targeted-logs",
                              toolchain=Toolchain(clang=opts.clang), jobs=opts.jobs,
                              timeout=BUILD_TIMEOUT)
     say(f"targeted build of {', '.join(TESTS)} into {build_dir} (-j{opts.jobs})")
@@ -212,7 +277,7 @@ def prepare_tree(opts: Options, work: Path) -> tuple[Path, kernel.Kernel, list[R
     """Scratch clone of the cached Debian tree, made buildable upstream; and its kernel."""
     logs = work / "prepare-logs"
     logs.mkdir()
-    cached = tree.default_tree(opts.cache, logs)
+    cached = tree.default_tree(Cache(opts.cache), logs)
     k = kernel.find_prebuilt(cached.version)
     say(f"tree {cached.path} (Linux {cached.version}, {cached.commit[:12]}); "
         f"kernel {k.release}")
@@ -326,6 +391,12 @@ def run_parts(opts: Options, work: Path, figures: Figures) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
+    if not opts.skip_full:
+        try:
+            ensure_prerequisites()
+        except BenchError as exc:
+            say(f"FAILED: {exc}")
+            return 1
     work = make_work(opts)
     say(f"scratch space: {work}")
     load = os.getloadavg()[0]

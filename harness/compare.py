@@ -1,0 +1,66 @@
+"""Comparing the subtests of two runs (the base and the base + series): pure rules.
+
+Per subtest: pass→pass, fail→fail (pre-existing), pass→fail (regression), fail→pass
+(fixed), new and removed subtests.  Only regressions and failing new subtests gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from harness.results import Result, Status
+
+
+class Change(StrEnum):
+    PASS = "pass"  # passes on both
+    PRE_EXISTING = "pre-existing"  # fails on both
+    REGRESSION = "regression"  # passes (or skips) on base, fails with the series
+    FIXED = "fixed"
+    NEW = "new"  # only with the series, and it passes (or skips)
+    NEW_FAILING = "new-failing"
+    REMOVED = "removed"
+    SKIP = "skip"  # skipped with the series, not failing on either side
+
+    @property
+    def gates(self) -> bool:
+        return self in (Change.REGRESSION, Change.NEW_FAILING)
+
+
+@dataclass(frozen=True)
+class Compared:
+    name: str
+    base: Status | None
+    series: Status | None
+    change: Change
+    result: Result | None = None  # the series side's result (its log and time)
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"name": self.name, "status": (self.series or Status.SKIP).value,
+                "base": self.base.value if self.base else None, "change": self.change.value}
+
+
+def classify(base: Status | None, new: Status | None) -> Change:
+    fail = Status.FAIL
+    if base is None:
+        return Change.NEW_FAILING if new is fail else Change.NEW
+    if new is None:
+        return Change.REMOVED
+    if new is fail:
+        return Change.PRE_EXISTING if base is fail else Change.REGRESSION
+    if base is fail:
+        return Change.FIXED
+    return Change.SKIP if new is Status.SKIP else Change.PASS
+
+
+def compare(base: list[Result], new: list[Result]) -> list[Compared]:
+    """Every subtest of either side, in the series side's order, then removed ones."""
+    before = {r.name: r.status for r in base}
+    after = {r.name: r for r in new}
+    names = list(after) + [n for n in before if n not in after]
+    out = []
+    for n in names:
+        result = after.get(n)
+        status = result.status if result else None
+        out.append(Compared(n, before.get(n), status, classify(before.get(n), status), result))
+    return out

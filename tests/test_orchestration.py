@@ -1,0 +1,245 @@
+"""The pipeline and the series gate, with the process layer faked (no QEMU, clang or tree).
+
+Real git on small repositories; make, clang, ldd and QEMU answered by tests/fakes.py,
+QEMU replaying logs captured from real runs (tests/data).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fakes import FakeProcs, VmScript, captured_vm
+from test_trustworthy import IDENTITY, fake_kernel_repo
+
+from harness import cli, proc, run, toolchain, vm
+from harness.config import RunConfig, Toolchain
+from harness.errors import BootError, HarnessTimeout
+from harness.report import RunReport, Verdict
+
+SELFTESTS = "tools/testing/selftests/bpf"
+TEST_C = "#include \"test_progs.h\"\nvoid test_struct_ops_module(void)\n{\n}\n"
+
+
+def _arg(req: proc.Request, prefix: str) -> Path:
+    return Path(next(a for a in req.argv if a.startswith(prefix)).removeprefix(prefix))
+
+
+def _touch(*paths: Path) -> None:
+    for p in paths:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("built\n")
+
+
+def _bpftool(req: proc.Request) -> None:
+    _touch(_arg(req, "OUTPUT=") / "bpftool", _arg(req, "LIBBPF_OUTPUT=") / "libbpf.a",
+           _arg(req, "LIBBPF_DESTDIR=") / "include/bpf/libbpf.h")
+
+
+def _testmod(req: proc.Request) -> None:
+    _touch(_arg(req, "M=") / "bpf_testmod.ko")
+
+
+def _test_progs(req: proc.Request) -> None:
+    makefile = Path(req.argv[req.argv.index("-f") + 1])
+    _touch(makefile.parent / "test_progs")
+
+
+def builds(fake: FakeProcs, bpftool_rc: int = 0) -> FakeProcs:
+    """Rules for a build that works (or whose bpftool step fails)."""
+    return (fake.on("tools/bpf/bpftool", bpftool_rc, "gen.c:1:1: error: boom\n",
+                    None if bpftool_rc else _bpftool)
+            .on(" M=", effect=_testmod).on("targeted.mk", effect=_test_progs)
+            .on("ldd ", output="").on(" -v -E -", output="").on("--version", output="fake 1\n"))
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Path]]:
+    """A tiny kernel git tree with one prog_test, a kernel image and its headers."""
+    linux = tmp_path / "linux"
+    linux.mkdir()
+    repo = fake_kernel_repo(linux)
+    st = linux / SELFTESTS
+    (st / "Makefile").write_text("TRUNNER_EXTRA_SOURCES := test_progs.c\n")
+    (st / "prog_tests/test_struct_ops_module.c").write_text(TEST_C)
+    (st / "bpf_testmod").mkdir()
+    (st / "bpf_testmod/bpf_testmod.c").write_text("/* module */\n")
+    repo.git.add("-A")
+    repo.git.commit("-qm", "selftests", env=IDENTITY)
+    headers = tmp_path / "headers"
+    (headers / "include/config").mkdir(parents=True)
+    for name, text in (("Makefile", "all:\n"), ("vmlinux", "BTF"),
+                       ("include/config/kernel.release", "6.12.117-fake\n")):
+        (headers / name).write_text(text)
+    (tmp_path / "bzImage").write_text("kernel")
+    (tmp_path / "busybox").write_text("busybox")
+    monkeypatch.setattr(toolchain, "check", lambda tc: None)
+    yield {"linux": linux, "headers": headers, "image": tmp_path / "bzImage",
+           "busybox": tmp_path / "busybox", "root": tmp_path}
+
+
+def _cfg(world: dict[str, Path], name: str = "run", **extra: object) -> RunConfig:
+    root = world["root"]
+    return RunConfig(out=root / name, cache=root / "cache", tree=world["linux"],
+                     kernel=world["image"], headers=world["headers"], jobs=1,
+                     toolchain=Toolchain(busybox=str(world["busybox"])), **extra)  # type: ignore[arg-type]
+
+
+def _stages(rep: RunReport) -> list[tuple[str, str]]:
+    return [(s.name, s.status) for s in rep.stages]
+
+
+PIPELINE = ["inputs", "preflight", "resolve", "tree", "kernel", "discover", "build-bpftool",
+            "build-testmod", "build-test_progs", "initramfs", "boot+run", "parse"]
+
+
+def test_pipeline_stage_order_and_pass(world: dict[str, Path]) -> None:
+    fake = builds(FakeProcs(vm=lambda req: captured_vm("test_progs-pass.log")))
+    with proc.using(fake):
+        rep = run.execute(_cfg(world), lambda _: None)
+    assert _stages(rep) == [(n, "ok") for n in PIPELINE]
+    assert rep.verdict is Verdict.PASS and len(rep.subtests) == 7
+    assert rep.vm is not None and rep.vm.ended == "powered off"
+    boots = [i for i, c in enumerate(fake.calls) if "-initrd" in c]
+    assert boots == [len(fake.calls) - 1]
+    assert cli.exit_code(rep.verdict, rep.error) == cli.EXIT_PASS
+
+
+def test_pipeline_stops_at_first_failure(world: dict[str, Path]) -> None:
+    fake = builds(FakeProcs(), bpftool_rc=2)
+    with proc.using(fake):
+        rep = run.execute(_cfg(world), lambda _: None)
+    assert _stages(rep)[-1] == ("build-bpftool", "failed")
+    assert [n for n, _ in _stages(rep)] == PIPELINE[:7]
+    assert not fake.ran("-initrd") and not fake.ran(" M=")
+    assert rep.verdict is Verdict.ERROR and "error: boom" in rep.reason
+    assert cli.exit_code(rep.verdict, rep.error) == cli.EXIT_BUILD
+
+
+@pytest.mark.parametrize("script,code,words", [
+    (captured_vm("test_progs-pass.log", status=None), cli.EXIT_BOOT, "VM lost after boot"),
+    (captured_vm("test_progs-empty.log", status=None, console="console-panic-no-init.log"),
+     cli.EXIT_BOOT, "kernel panic"),
+    (captured_vm("test_progs-subtest-fail.log", status="HARNESS-EXIT 1\n"),
+     cli.EXIT_TEST_FAILURE, "failed: struct_ops_module/struct_ops_load"),
+    (captured_vm("test_progs-crash-sigsegv.log", status="HARNESS-EXIT 139\n"),
+     cli.EXIT_TEST_FAILURE, "did not finish"),
+])
+def test_vm_outcomes_through_the_pipeline(world: dict[str, Path], script: VmScript,
+                                          code: int, words: str) -> None:
+    with proc.using(builds(FakeProcs(vm=lambda req: script))):
+        rep = run.execute(_cfg(world), lambda _: None)
+    assert words in rep.reason
+    assert cli.exit_code(rep.verdict, rep.error) == code
+
+
+def test_guest_that_cannot_power_off_is_ended_and_judged(world: dict[str, Path]) -> None:
+    script = captured_vm("test_progs-pass.log")
+    script.ticks = (0.5, 1.0, 0.5 + vm.GRACE + 0.5)
+    with proc.using(builds(FakeProcs(vm=lambda req: script))):
+        rep = run.execute(_cfg(world), lambda _: None)
+    assert rep.verdict is Verdict.PASS and rep.vm is not None
+    assert rep.vm.ended == vm.NO_POWEROFF
+
+
+def test_run_dry_run_builds_nothing(world: dict[str, Path]) -> None:
+    fake = builds(FakeProcs())
+    with proc.using(fake):
+        rep = run.execute(_cfg(world, dry_run=True), lambda _: None)
+    assert rep.verdict is Verdict.DRY_RUN and rep.qemu is not None
+    assert not fake.ran("make -j") and not fake.ran("-initrd")
+    assert cli.exit_code(rep.verdict, rep.error) == cli.EXIT_DRY_RUN != cli.EXIT_PASS
+
+
+# --- the VM outcome decision, pure --------------------------------------------------
+
+
+def _seen(**kw: object) -> vm.Observed:
+    base: dict[str, object] = {"status": None, "booted_at": 1.0, "panic": None,
+                               "stopped": None, "qemu_status": 0, "seconds": 3.0}
+    return vm.Observed(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_decide() -> None:
+    log = Path("console.log")
+    assert vm.decide(_seen(status=0), log).ended == "powered off"
+    assert vm.decide(_seen(status=1, stopped=vm.NO_POWEROFF), log).exit_status == 1
+    with pytest.raises(BootError, match="kernel panic: boom"):
+        vm.decide(_seen(status=0, panic="boom"), log)
+    with pytest.raises(BootError, match="VM lost after boot"):
+        vm.decide(_seen(), log)
+    with pytest.raises(BootError, match="guest did not boot"):
+        vm.decide(_seen(booted_at=None), log)
+    with pytest.raises(HarnessTimeout, match="did not reach /init"):
+        vm.decide(_seen(booted_at=None, stopped="boot timeout after 120 s"), log)
+    with pytest.raises(HarnessTimeout, match="test run did not finish"):
+        vm.decide(_seen(stopped="timeout after 900 s"), log)
+
+
+# --- the series gate's branches -----------------------------------------------------
+
+
+def _mbox(world: dict[str, Path], old: str, new: str) -> Path:
+    path = world["root"] / "p.mbox"
+    rel = f"{SELFTESTS}/prog_tests/test_struct_ops_module.c"
+    path.write_text(
+        "From harness Mon Sep 17 00:00:00 2001\nFrom: A <a@x>\n"
+        "Subject: [PATCH 1/1] touch the test\n\nmsg\n---\n"
+        f"diff --git a/{rel} b/{rel}\n--- a/{rel}\n+++ b/{rel}\n"
+        f"@@ -1,2 +1,2 @@\n-{old}\n+{new}\n void test_struct_ops_module(void)\n")
+    return path
+
+
+def _sided(series_log: str) -> FakeProcs:
+    def script(req: proc.Request) -> VmScript:
+        side_dir = next(a for a in req.argv if a.startswith("file:")).split("/")[-2]
+        if side_dir == "series":
+            return captured_vm(series_log, status="HARNESS-EXIT 1\n")
+        return captured_vm("test_progs-pass.log")
+    return builds(FakeProcs(vm=script))
+
+
+def _gate(world: dict[str, Path], mbox: Path, fake: FakeProcs, dry_run: bool = False,
+          ) -> tuple[int, dict[str, object]]:
+    cfg = _cfg(world, dry_run=dry_run)
+    with proc.using(fake):
+        from harness import gate  # noqa: PLC0415
+
+        code = cli.finish(gate.execute(cfg, str(mbox), lambda _: None), False)
+    return code, json.loads((cfg.out / "report.json").read_text())
+
+
+def test_gate_regression(world: dict[str, Path]) -> None:
+    mbox = _mbox(world, '#include "test_progs.h"', '#include "test_progs.h" /* x */')
+    code, rep = _gate(world, mbox, _sided("test_progs-subtest-fail.log"))
+    assert code == cli.EXIT_TEST_FAILURE and rep["verdict"] == "fail"
+    assert rep["reason"] == "regression: struct_ops_module/struct_ops_load"
+    patches = rep["patches"]
+    assert isinstance(patches, list) and patches[0]["outcome"] == "applied"
+
+
+def test_gate_conflict_stops_before_any_build(world: dict[str, Path]) -> None:
+    fake = _sided("test_progs-pass.log")
+    code, rep = _gate(world, _mbox(world, "#include <absent.h>", "x"), fake)
+    assert code == cli.EXIT_APPLY and rep["base"] is None
+    assert not fake.ran("make -j") and not (world["root"] / "run/base").exists()
+
+
+def test_gate_base_error_stops_the_gate(world: dict[str, Path]) -> None:
+    mbox = _mbox(world, '#include "test_progs.h"', '#include "test_progs.h" /* x */')
+    fake = builds(FakeProcs(), bpftool_rc=2)
+    code, rep = _gate(world, mbox, fake)
+    assert code == cli.EXIT_BUILD and str(rep["reason"]).startswith("base run failed")
+    assert rep["series_run"] is None
+
+
+def test_gate_dry_run_applies_nothing(world: dict[str, Path]) -> None:
+    mbox = _mbox(world, '#include "test_progs.h"', '#include "test_progs.h" /* x */')
+    fake = _sided("test_progs-pass.log")
+    code, rep = _gate(world, mbox, fake, dry_run=True)
+    assert code == cli.EXIT_DRY_RUN and rep["verdict"] == "dry-run"
+    assert not fake.ran(" am ") and not fake.ran("worktree add") and not fake.ran("make -j")
+    patches = rep["patches"]
+    assert isinstance(patches, list) and patches[0]["outcome"] == "not-applied"
