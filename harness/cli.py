@@ -14,6 +14,7 @@ import contextlib
 import json
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -85,7 +86,8 @@ def exit_table() -> list[tuple[int, str]]:
 
 
 EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
-    f"  {code:<4} {meaning.replace('`', '')}" for code, meaning in exit_table())
+    textwrap.fill(meaning.replace("`", ""), width=88, initial_indent=f"  {code:<5}",
+                  subsequent_indent=" " * 7) for code, meaning in exit_table())
 
 
 def code_for(error: BaseException) -> int:
@@ -200,7 +202,8 @@ def _add_series(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("series", help="read or apply a patch series",
                        epilog=EXIT_CODES_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    actions = p.add_subparsers(dest="action", required=True)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
+                               help="show or apply")
     show = actions.add_parser("show", help="list what a series contains, with warnings")
     check = actions.add_parser("apply", help="apply a series onto the tree in a "
                                "harness-owned worktree and report each patch")

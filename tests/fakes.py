@@ -11,9 +11,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import git
+
 from harness import proc
 
 DATA = Path(__file__).parent / "data"
+IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+MAKEFILE = "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 117\nEXTRAVERSION =\n"
+
+
+def fake_kernel_repo(path: Path, makefile: str = MAKEFILE) -> git.Repo:
+    """A tiny git repository that passes the kernel-tree check (no real sources)."""
+    for marker in ("kernel/bpf", "tools/testing/selftests/bpf/prog_tests"):
+        (path / marker).mkdir(parents=True)
+        (path / marker / "x.c").write_text("/* */\n")
+    (path / "Makefile").write_text(makefile)
+    repo = git.Repo.init(path)
+    repo.git.add("-A")
+    repo.git.commit("-qm", "base", env=IDENTITY)
+    return repo
 
 Effect = Callable[[proc.Request], None]
 

@@ -83,3 +83,62 @@ def test_three_way_and_already_present(default_tree: Path, tmp_path: Path) -> No
     again = apply.apply_series(patches, worktree, base, tmp_path / "logs2")
     assert [r.outcome for r in again.results] == [apply.Outcome.ALREADY_PRESENT] * 4
     assert again.head == first.head
+
+
+LINES = [f"line {i}\n" for i in range(1, 13)]
+
+
+def _edit(path: Path, number: int, text: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    lines[number - 1] = text
+    path.write_text("".join(lines))
+
+
+def _small_repo(tmp_path: Path) -> tuple[git.Repo, Path]:
+    """A repository with a two-patch topic (a.txt line 6, b.txt line 2) as an mbox."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "a.txt").write_text("".join(LINES))
+    (root / "b.txt").write_text("".join(LINES))
+    repo = git.Repo.init(root)
+    env = dict(vcs.IDENTITY)
+    repo.git.add("-A")
+    repo.git.commit("-qm", "base", env=env)
+    repo.git.checkout("-qb", "topic")
+    _edit(root / "a.txt", 6, "line six\n")
+    repo.git.commit("-qam", "a: six", env=env)
+    _edit(root / "b.txt", 2, "line two\n")
+    repo.git.commit("-qam", "b: two", env=env)
+    mbox = tmp_path / "topic.mbox"
+    mbox.write_bytes(repo.git.format_patch("--stdout", "master..topic",
+                                           stdout_as_string=False))
+    repo.git.checkout("-q", "master")
+    return repo, mbox
+
+
+def _outcomes(repo: git.Repo, mbox: Path, base: str, tmp_path: Path) -> list[str]:
+    worktree = tmp_path / f"wt-{base[:8]}"
+    apply.prepare(Path(repo.working_dir), base, worktree, tmp_path / "logs")
+    applied = apply.apply_series(series.load(str(mbox)), worktree, base, tmp_path / "logs")
+    return [r.outcome.value for r in applied.results]
+
+
+def _commit_edit(repo: git.Repo, number: int, text: str) -> str:
+    repo.git.checkout("-q", "master")
+    repo.git.checkout("-qb", f"edit-{number}")
+    _edit(Path(repo.working_dir) / "a.txt", number, text)
+    repo.git.commit("-qam", f"edit {number}", env=dict(vcs.IDENTITY))
+    return str(repo.head.commit.hexsha)
+
+
+def test_apply_state_machine(tmp_path: Path) -> None:
+    """Each outcome from real git on a small repository."""
+    repo, mbox = _small_repo(tmp_path)
+    master = repo.commit("master").hexsha
+    assert _outcomes(repo, mbox, master, tmp_path) == ["applied", "applied"]
+    topic = repo.commit("topic").hexsha
+    assert _outcomes(repo, mbox, topic, tmp_path) == ["already-present", "already-present"]
+    moved = _commit_edit(repo, 4, "line four, moved context\n")
+    assert _outcomes(repo, mbox, moved, tmp_path) == ["applied-3way", "applied"]
+    clash = _commit_edit(repo, 6, "line 6 changed elsewhere\n")
+    assert _outcomes(repo, mbox, clash, tmp_path) == ["conflict", "would-apply"]

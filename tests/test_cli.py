@@ -128,17 +128,18 @@ def test_dry_run_builds_nothing_and_shows_kvm_argv(
     from harness import vm  # noqa: PLC0415
 
     monkeypatch.delenv("HARNESS_ACCEL")
-    code = _run(["--dry-run", "--accel", "kvm"], tmp_path / "run")
+    code = _run(["--dry-run", "--accel", "kvm", "--json"], tmp_path / "run")
     if not vm.kvm_present():
         assert code == cli.EXIT_USAGE
         return
-    assert code == cli.EXIT_PASS
+    assert code == cli.EXIT_DRY_RUN
     plan = json.loads(capsys.readouterr().out)
+    assert plan["verdict"] == "dry-run" and plan["exit_code"] == cli.EXIT_DRY_RUN
     assert plan["accelerator"] == {"name": "kvm", "why": "requested"}
     assert plan["qemu"].startswith("qemu-system-x86_64 -accel kvm -cpu host ")
     assert plan["tree"]["path"] == str(default_tree)
     assert not (tmp_path / "run/initramfs.cpio.gz").exists()
-    assert not (tmp_path / "run/report.json").exists()
+    assert not any(s["name"].startswith("build") for s in plan["stages"])
 
 
 def test_internal_error_keeps_traceback_in_run_dir(

@@ -6,13 +6,15 @@ QEMU replaying logs captured from real runs (tests/data).
 
 from __future__ import annotations
 
+import argparse
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakes import FakeProcs, VmScript, captured_vm
-from test_trustworthy import IDENTITY, fake_kernel_repo
+from fakes import IDENTITY, FakeProcs, VmScript, captured_vm, fake_kernel_repo
+from junit_schema import validate
 
 from harness import cli, proc, run, toolchain, vm
 from harness.config import RunConfig, Toolchain
@@ -243,3 +245,66 @@ def test_gate_dry_run_applies_nothing(world: dict[str, Path]) -> None:
     assert not fake.ran(" am ") and not fake.ran("worktree add") and not fake.ran("make -j")
     patches = rep["patches"]
     assert isinstance(patches, list) and patches[0]["outcome"] == "not-applied"
+
+
+# --- what CI systems ingest ---------------------------------------------------------
+
+
+def _finished(world: dict[str, Path], script: VmScript, name: str) -> ET.Element:
+    cfg = _cfg(world, name)
+    with proc.using(builds(FakeProcs(vm=lambda req: script))):
+        cli.finish(run.execute(cfg, lambda _: None), False)
+    validate(cfg.out / "junit.xml")
+    return ET.parse(cfg.out / "junit.xml").getroot()
+
+
+def test_junit_of_a_passing_run(world: dict[str, Path]) -> None:
+    suite = _finished(world, captured_vm("test_progs-pass.log"), "pass")
+    assert suite.tag == "testsuite" and suite.get("tests") == "7"
+    assert suite.get("hostname") and suite.get("timestamp")
+    assert all(c.get("time") is not None for c in suite.iter("testcase"))
+    assert suite.find("system-out") is None
+
+
+def test_junit_of_a_failing_run(world: dict[str, Path]) -> None:
+    suite = _finished(world, captured_vm("test_progs-subtest-fail.log", "HARNESS-EXIT 1\n"),
+                      "fail")
+    failures = [c.find("failure") for c in suite.iter("testcase")]
+    failed = [f for f in failures if f is not None]
+    assert len(failed) == 1 and ":FAIL:" in (failed[0].get("message") or "")
+    assert "test_2_result" in (failed[0].text or "")
+    out = suite.find("system-out")
+    assert out is not None and "Summary:" in (out.text or "")
+
+
+def test_junit_of_a_crashed_run_and_a_dry_run(world: dict[str, Path]) -> None:
+    crashed = _finished(world, captured_vm("test_progs-crash-sigsegv.log",
+                                           "HARNESS-EXIT 139\n"), "crash")
+    assert crashed.find("system-out") is not None
+    cfg = _cfg(world, "dry", dry_run=True)
+    with proc.using(builds(FakeProcs())):
+        cli.finish(run.execute(cfg, lambda _: None), False)
+    validate(cfg.out / "junit.xml")
+
+
+def test_junit_of_series_gates(world: dict[str, Path]) -> None:
+    mbox = _mbox(world, '#include "test_progs.h"', '#include "test_progs.h" /* x */')
+    _gate(world, mbox, _sided("test_progs-subtest-fail.log"))
+    root = ET.parse(world["root"] / "run/junit.xml").getroot()
+    validate(world["root"] / "run/junit.xml")
+    assert [s.get("name") for s in root] == ["gate", "base", "series"]
+    _gate(world, _mbox(world, "#include <absent.h>", "x"), _sided("test_progs-pass.log"))
+    validate(world["root"] / "run/junit.xml")
+
+
+def test_help_is_for_users_and_every_option_explained() -> None:
+    text = cli.parser().format_help()
+    assert "only place" not in text and "Gate BPF patch series" in text
+    subparsers = [a for a in cli.parser()._actions
+                  if isinstance(a, argparse._SubParsersAction)]
+    for name, sub in subparsers[0].choices.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for inner in action.choices.values():
+                    assert all(a.help for a in inner._actions), name
+            assert action.help, f"{name} {action.option_strings}"

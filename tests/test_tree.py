@@ -6,6 +6,7 @@ from pathlib import Path
 
 import git
 import pytest
+from fakes import fake_kernel_repo
 
 from harness import tree
 from harness.cache import Cache
@@ -30,18 +31,6 @@ def test_not_a_kernel_tree(tmp_path: Path) -> None:
         tree.check_kernel_tree(tmp_path / "absent")
 
 
-def _fake_kernel_repo(path: Path) -> git.Repo:
-    for marker in ("kernel/bpf", "tools/testing/selftests/bpf/prog_tests"):
-        (path / marker).mkdir(parents=True)
-        (path / marker / "x.c").write_text("/* */\n")
-    (path / "Makefile").write_text(MAKEFILE)
-    repo = git.Repo.init(path)
-    repo.git.add("-A")
-    repo.git.commit("-qm", "base", env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-                                         "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
-    return repo
-
-
 def _user_tree(path: Path, rev: str, tmp: Path) -> tree.Tree:
     return tree.select(path, rev, Cache(tmp / "cache"), tmp / "logs")
 
@@ -49,7 +38,7 @@ def _user_tree(path: Path, rev: str, tmp: Path) -> tree.Tree:
 def test_user_tree_is_cloned_and_never_written(tmp_path: Path) -> None:
     user = tmp_path / "linux"
     user.mkdir()
-    repo = _fake_kernel_repo(user)
+    repo = fake_kernel_repo(user, MAKEFILE)
     (user / "Makefile").write_text(MAKEFILE + "# local edit\n")
     before = (repo.head.commit.hexsha, repo.git.status("--porcelain"), sorted(
         p.name for p in (user / ".git").iterdir()))
@@ -67,7 +56,7 @@ def test_user_tree_is_cloned_and_never_written(tmp_path: Path) -> None:
 def test_user_tree_bad_rev_and_not_git(tmp_path: Path) -> None:
     user = tmp_path / "linux"
     user.mkdir()
-    _fake_kernel_repo(user)
+    fake_kernel_repo(user, MAKEFILE)
     with pytest.raises(TreeError, match="--rev nope"):
         _user_tree(user, "nope", tmp_path)
     plain = tmp_path / "plain"

@@ -15,30 +15,16 @@ from pathlib import Path
 
 import git
 import pytest
+from fakes import IDENTITY, fake_kernel_repo
 
 from harness import cli, proc
 
 PATCHES = Path(__file__).resolve().parents[1] / "patches"
-IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-MAKEFILE = "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 117\nEXTRAVERSION =\n"
 
 
 def _report(out: Path) -> dict[str, object]:
     data: dict[str, object] = json.loads((out / "report.json").read_text())
     return data
-
-
-def fake_kernel_repo(path: Path) -> git.Repo:
-    """A tiny git repository that passes the kernel-tree check (no real sources)."""
-    for marker in ("kernel/bpf", "tools/testing/selftests/bpf/prog_tests"):
-        (path / marker).mkdir(parents=True)
-        (path / marker / "x.c").write_text("/* */\n")
-    (path / "Makefile").write_text(MAKEFILE)
-    repo = git.Repo.init(path)
-    repo.git.add("-A")
-    repo.git.commit("-qm", "base", env=IDENTITY)
-    return repo
 
 
 def _one_patch_mbox(dest: Path, path: str, old: str, new: str) -> Path:
