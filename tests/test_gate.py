@@ -14,6 +14,7 @@ from typing import Any
 
 import git
 import pytest
+from junit_schema import validate
 
 from harness import cli, tree
 from harness.cache import Cache
@@ -50,6 +51,7 @@ def test_gate_passes_on_embedded_default(default_tree: Path, tmp_path: Path) -> 
     assert len(names) == 7 and "struct_ops_module/struct_ops_load" in names
     assert {s["status"] for s in report["subtests"]} == {"pass"}
     assert _junit_cases(run) == dict.fromkeys(names, False)
+    validate(run / "junit.xml")
     stages = {s["name"]: s["status"] for s in report["stages"]}
     assert stages["build-test_progs"] == "ok" and stages["boot+run"] == "ok"
     for log in ("console.log", "dmesg.log", "test_progs.log", "build-bpftool.log",
@@ -91,5 +93,6 @@ def test_broken_shadow_layout_fails_the_gate(default_tree: Path, tmp_path: Path,
     assert "test_2_result" in report["subtests"][0]["log"]
     cases = _junit_cases(run)
     assert [name for name, bad in cases.items() if bad] == ["struct_ops_module/struct_ops_load"]
+    validate(run / "junit.xml")
     # The user's tree is exactly as it was.
     assert repo.head.commit.hexsha == head and repo.git.status("--porcelain") == ""
