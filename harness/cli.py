@@ -16,6 +16,7 @@ import signal
 import sys
 import textwrap
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,14 +116,12 @@ class Finishable(Protocol):
 
     def as_dict(self) -> dict[str, Any]: ...
 
-    def junit(self) -> Any: ...
+    def junit(self) -> ET.Element: ...
 
     def summary(self) -> str: ...
 
 
 def write_files(rep: Finishable) -> None:
-    import xml.etree.ElementTree as ET  # noqa: PLC0415
-
     rep.run_dir.mkdir(parents=True, exist_ok=True)
     (rep.run_dir / "report.json").write_text(json.dumps(rep.as_dict(), indent=2) + "\n")
     doc = ET.ElementTree(rep.junit())

@@ -176,7 +176,7 @@ class RunReport(Common):
     def summary(self) -> str:
         lines = [f"{self.verdict.upper()}: {self.reason}"]
         if self.verdict is Verdict.DRY_RUN:
-            lines += self._plan_lines()
+            lines += self.plan_lines()
         if self.subtests:
             c = self.counts()
             lines.append(f"  subtests: {c['pass']} passed, {c['fail']} failed, "
@@ -185,7 +185,7 @@ class RunReport(Common):
         lines.append(f"  report: {self.run_dir / 'report.json'}")
         return "\n".join(lines)
 
-    def _plan_lines(self) -> list[str]:
+    def plan_lines(self) -> list[str]:
         out = []
         if self.tree:
             out.append(f"  tree: {self.tree.origin} at {self.tree.commit[:12]} "
@@ -247,7 +247,7 @@ class GateReport(Common):
                       for r in self.applied.results]
         if self.verdict is Verdict.DRY_RUN and self.base:
             lines.append("  base side:")
-            lines += ["  " + ln for ln in self.base._plan_lines()]
+            lines += ["  " + ln for ln in self.base.plan_lines()]
             lines.append("  series side: the base tree with the patches above applied, "
                          "the same kernel and tests")
         lines.append(f"  report: {self.run_dir / 'report.json'}")

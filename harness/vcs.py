@@ -53,8 +53,10 @@ class Git:
         return text if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", text) else None
 
     def is_repo(self) -> bool:
-        done = self.run("rev-parse", "--git-dir", check=False, log="git-rev-parse.log")
-        return done.returncode == 0
+        """True when `path` is the top of a work tree (not a directory inside another)."""
+        done = self.run("rev-parse", "--show-toplevel", check=False, log="git-rev-parse.log")
+        top = done.output.strip().splitlines()[-1:] if done.returncode == 0 else []
+        return bool(top) and Path(top[0]).resolve() == self.path.resolve()
 
     def dirty(self) -> bool:
         """Tracked files with uncommitted changes."""

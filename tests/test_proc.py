@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -12,13 +11,22 @@ from harness import proc
 from harness.errors import ProcError, ProcTimeout
 
 
-def _alive(pid: int) -> bool:
+def _running(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.split(") ", 1)[1][0] != "Z"
+
+
+def _alive(pid: int, within: float = 5.0) -> bool:
+    """Still running after `within` seconds (SIGKILL is delivered asynchronously)."""
+    deadline = time.monotonic() + within
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_run_logs_command_and_output(tmp_path: Path) -> None:
