@@ -165,6 +165,7 @@ def prepare(repo_dir: Path, base: str, dest: Path, log_dir: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         repo.run("worktree", "add", "--force", "--detach", str(dest), base)
     wt = vcs.Git(dest, log_dir)
+    wt.drop_stale_lock()
     wt.run("am", "--abort", check=False, log="git-am-abort.log")
     wt.run("checkout", "-q", "-f", "--detach", base)
     wt.run("clean", "-q", "-fdx")

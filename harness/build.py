@@ -250,14 +250,14 @@ def render_makefile(m: MakeInputs, plan: Plan) -> str:
         extra = plan.prog_cflags.get(obj, "")
         parts.append(
             f"$(OUT)/{obj}.bpf.o: $(SRC)/progs/{obj}.c $(OUT)/vmlinux.h\n"
-            f"\t$(CLANG) $(BPF_CFLAGS) {extra} -MMD -MF $@.d -c $< -o $@\n"
+            f"\t$(CLANG) $(BPF_CFLAGS) {extra} -MMD -MP -MF $@.d -c $< -o $@\n"
         )
     parts += [_skeleton_rule(s) for s in plan.skeletons]
     parts.append(
         f"$(OUT)/%.test.o: $(SRC)/prog_tests/%.c $(OUT)/prog_tests/tests.h {skels}\n"
-        "\t$(CC) $(CFLAGS) -MMD -MF $@.d -c $< -o $@\n"
+        "\t$(CC) $(CFLAGS) -MMD -MP -MF $@.d -c $< -o $@\n"
         "$(OUT)/%.o: $(SRC)/%.c $(OUT)/prog_tests/tests.h\n"
-        "\t$(CC) $(CFLAGS) -MMD -MF $@.d -c $< -o $@\n"
+        "\t$(CC) $(CFLAGS) -MMD -MP -MF $@.d -c $< -o $@\n"
         f"$(OUT)/test_progs: {test_objs} {extra_objs} $(LIBBPF_A)\n"
         "\t$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@\n"
         "-include $(wildcard $(OUT)/*.d)\n"

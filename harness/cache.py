@@ -7,7 +7,7 @@
     <root>/logs/<time>-<pid>    logs of commands that have no run directory
 
 Locks are flock(2) locks, so they end with the process.  Within one process they are
-re-entrant: a series gate holds its worktree's lock while its series side runs.
+re-entrant (per thread): a series gate holds its worktree's lock while its series side runs.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-_held: dict[str, int] = {}
+_held: dict[tuple[str, str, int], int] = {}
 _guard = threading.Lock()
 
 
@@ -67,31 +67,42 @@ class Cache:
         return path
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Hold the exclusive lock of one tree key (re-entrant within this process)."""
+    def lock(self, key: str, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the exclusive lock of one tree key (re-entrant within this thread).
+
+        `waiting` hears once when another process holds it and this one has to wait.
+        """
+        token = (str(self.root.resolve()), key, threading.get_ident())
         with _guard:
-            if key in _held:
-                _held[key] += 1
-                fd = None
-            else:
-                fd = self._acquire(key)
-                _held[key] = 1
+            nested = token in _held
+            if nested:
+                _held[token] += 1
+        fd = None if nested else self._acquire(key, waiting)
+        if fd is not None:
+            with _guard:
+                _held[token] = 1
         try:
             yield
         finally:
             with _guard:
-                _held[key] -= 1
-                if _held[key] == 0:
-                    del _held[key]
+                _held[token] -= 1
+                if _held[token] == 0:
+                    del _held[token]
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
 
-    def _acquire(self, key: str) -> int:
+    def _acquire(self, key: str, waiting: Callable[[str], None] | None) -> int:
         locks = self.root / "locks"
         locks.mkdir(parents=True, exist_ok=True)
-        fd = os.open(locks / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = locks / f"{key}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting(f"waiting for {path}: another harness run holds {key}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 
     def forget(self, key: str) -> None:

@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import textwrap
 import time
 import xml.etree.ElementTree as ET
@@ -23,10 +26,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from harness import apply, build, errors, gate, results, run, series, tree
+from harness import apply, build, errors, gate, results, run, series, toolchain, tree
 from harness.btf import verify
 from harness.btf.shadow import Rules
-from harness.btf.types import BtfError
 from harness.cache import Cache
 from harness.config import ACCELS, DEFAULTS, RunConfig, Toolchain, VmSpec, default_cache
 from harness.report import Verdict, judge
@@ -37,11 +39,12 @@ class Exit:
     code: int
     meaning: str
     verdict: Verdict
-    error: type[errors.HarnessError] | type[BtfError] | None = None
+    error: type[errors.HarnessError] | None = None
 
 
-# The one table: verdict (and, for errors, the error's kind) → exit code.  Most specific
-# error kinds first (ProcTimeout before ProcError's siblings).  README's table matches it.
+# The one table: verdict (and, for errors, the error's kind) → exit code.  An error takes
+# the first row whose kind it is (ProcTimeout is a HarnessTimeout: 8).  README's table
+# matches it (a test compares them).
 EXITS: tuple[Exit, ...] = (
     Exit(0, "all selected tests passed", Verdict.PASS),
     Exit(1, "a test or subtest failed, or test_progs crashed mid-run; with `--series`, a "
@@ -57,8 +60,8 @@ EXITS: tuple[Exit, ...] = (
          Verdict.ERROR, errors.SelectionError),
     Exit(6, "build failure (bpftool, libbpf, bpf_testmod, test_progs)", Verdict.ERROR,
          errors.BuildError),
-    Exit(7, "the VM did not boot, the kernel panicked, or the VM was lost", Verdict.ERROR,
-         errors.BootError),
+    Exit(7, "the VM did not boot, the kernel panicked, the VM was lost, or test_progs could "
+            "not run in it (no result and no crash)", Verdict.ERROR, errors.BootError),
     Exit(8, "a build, the boot or the test run exceeded its time limit", Verdict.ERROR,
          errors.HarnessTimeout),
     Exit(9, "the series cannot be read (empty, not mail, corrupt diff, incomplete, msg-id "
@@ -66,14 +69,14 @@ EXITS: tuple[Exit, ...] = (
     Exit(10, "a patch of the series does not apply to the tree", Verdict.ERROR,
          errors.ApplyError),
     Exit(11, "a BPF object cannot be read (not ELF, no `.BTF`, corrupt BTF: the message "
-             "names the offset)", Verdict.ERROR, BtfError),
+             "names the offset)", Verdict.ERROR, errors.BtfError),
     Exit(12, "dry run: nothing was built, applied or tested (never a pass)", Verdict.DRY_RUN),
     Exit(13, "a helper command (git, tar, dpkg-query, ...) failed; the message names it and "
              "its log", Verdict.ERROR, errors.ProcError),
     Exit(70, "internal error (a bug in harness; `traceback.txt` in the run directory)",
          Verdict.ERROR, errors.InternalError),
-    Exit(130, "aborted by Ctrl-C or SIGTERM (children ended, report written with verdict "
-              "`aborted`)", Verdict.ABORTED),
+    Exit(130, "aborted by Ctrl-C, SIGTERM or SIGHUP (children ended, report written with "
+              "verdict `aborted`)", Verdict.ABORTED),
 )
 EXIT_PASS, EXIT_TEST_FAILURE, EXIT_USAGE, EXIT_BAD_TREE, EXIT_MISSING_TOOL = 0, 1, 2, 3, 4
 EXIT_NO_TESTS, EXIT_BUILD, EXIT_BOOT, EXIT_TIMEOUT, EXIT_BAD_SERIES = 5, 6, 7, 8, 9
@@ -120,6 +123,8 @@ class Finishable(Protocol):
 
     def summary(self) -> str: ...
 
+    def parts(self) -> Sequence[Finishable]: ...
+
 
 def write_files(rep: Finishable) -> None:
     rep.run_dir.mkdir(parents=True, exist_ok=True)
@@ -132,6 +137,8 @@ def write_files(rep: Finishable) -> None:
 def finish(rep: Finishable, as_json: bool) -> int:
     """Choose the exit code, write report.json and junit.xml, print; return the code."""
     rep.exit_code = exit_code(rep.verdict, rep.error)
+    for part in rep.parts():
+        part.exit_code = exit_code(part.verdict, part.error)
     write_files(rep)
     if as_json:
         print(json.dumps(rep.as_dict(), indent=2))
@@ -145,7 +152,27 @@ def finish(rep: Finishable, as_json: bool) -> int:
 
 
 def _default_out() -> Path:
-    return Path("harness-runs") / time.strftime("run-%Y%m%d-%H%M%S")
+    return Path("harness-runs") / f"{time.strftime('run-%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+# What a run writes into its directory: cleared when --out is reused, so nothing of an
+# earlier run (its status channel above all) can be read as this run's.
+RUN_FILES = ("report.json", "junit.xml", "traceback.txt", "console.log", "test_progs.log",
+             "dmesg.log", "status", "commands.log", "initramfs.cpio.gz")
+RUN_DIRS = ("base", "series", "patches")
+
+
+def prepare_run_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        for name in RUN_DIRS:
+            if (out / name).is_dir():
+                shutil.rmtree(out / name)
+    except OSError as exc:
+        raise errors.UsageError(f"--out {out}: cannot use it as the run directory "
+                                f"({exc.strerror}); pass a writable directory") from exc
 
 
 def _tests(value: str) -> tuple[str, ...]:
@@ -280,6 +307,7 @@ def _progress(message: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = run_config(args)
+    prepare_run_dir(cfg.out)
     if args.series:
         return finish(gate.execute(cfg, args.series, _progress), args.json)
     return finish(run.execute(cfg, _progress), args.json)
@@ -333,11 +361,12 @@ def cmd_series(args: argparse.Namespace) -> int:
 def _bpftool_from_tree(cfg: RunConfig) -> Path:
     cache = Cache(cfg.cache)
     src = tree.resolve(cfg.tree, cfg.rev, cfg.out)
-    with cache.lock(src.key):
+    versions = toolchain.versions(cfg.toolchain)
+    with cache.lock(src.key, _progress):
         t = tree.checkout(src, cache, cfg.out)
         ctx = build.BuildContext(tree=t.path, tree_key=t.key, cache=cache, log_dir=cfg.out,
                                  toolchain=cfg.toolchain, jobs=cfg.jobs,
-                                 timeout=cfg.timeouts.build)
+                                 timeout=cfg.timeouts.build, versions=versions)
         return build.build_tools(ctx).bpftool
 
 
@@ -374,33 +403,40 @@ def _raise_aborted(signum: int, _frame: FrameType | None) -> None:
     raise errors.Aborted(signum)
 
 
+ABORT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
-def _sigterm_aborts() -> Iterator[None]:
-    """SIGTERM ends a command like Ctrl-C does: children ended, an aborted report."""
+def _signals_abort() -> Iterator[None]:
+    """SIGTERM and SIGHUP end a command like Ctrl-C does: children ended, aborted report."""
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_aborted)
+        previous = {s: signal.signal(s, _raise_aborted) for s in ABORT_SIGNALS}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _where_to_dump(args: argparse.Namespace) -> Path:
     out = vars(args).get("out")
     if out is not None:
         return Path(out)
-    return Cache(Path(vars(args).get("cache") or default_cache())).logs()
+    try:
+        return Cache(Path(vars(args).get("cache") or default_cache())).logs()
+    except OSError:
+        return Path(tempfile.gettempdir())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    with _sigterm_aborts():
+    with _signals_abort():
         try:
             return HANDLERS[args.command](args)
-        except (errors.HarnessError, BtfError) as exc:
+        except errors.HarnessError as exc:
             print(f"harness: error: {exc.line()}", file=sys.stderr)
             return code_for(exc)
         except KeyboardInterrupt:

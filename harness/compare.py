@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from harness.results import Result, Status
+from harness.results import INCOMPLETE, Result, Status
 
 
 class Change(StrEnum):
@@ -19,12 +19,13 @@ class Change(StrEnum):
     FIXED = "fixed"
     NEW = "new"  # only with the series, and it passes (or skips)
     NEW_FAILING = "new-failing"
-    REMOVED = "removed"
+    REMOVED = "removed"  # the series side finished without it
+    NOT_REACHED = "not-reached"  # the series side crashed before reaching it
     SKIP = "skip"  # skipped with the series, not failing on either side
 
     @property
     def gates(self) -> bool:
-        return self in (Change.REGRESSION, Change.NEW_FAILING)
+        return self in (Change.REGRESSION, Change.NEW_FAILING, Change.NOT_REACHED)
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,16 @@ class Compared:
     result: Result | None = None  # the series side's result (its log and time)
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"name": self.name, "status": (self.series or Status.SKIP).value,
+        return {"name": self.name, "status": self.series.value if self.series else None,
                 "base": self.base.value if self.base else None, "change": self.change.value}
 
 
-def classify(base: Status | None, new: Status | None) -> Change:
+def classify(base: Status | None, new: Status | None, new_finished: bool = True) -> Change:
     fail = Status.FAIL
     if base is None:
         return Change.NEW_FAILING if new is fail else Change.NEW
     if new is None:
-        return Change.REMOVED
+        return Change.REMOVED if new_finished else Change.NOT_REACHED
     if new is fail:
         return Change.PRE_EXISTING if base is fail else Change.REGRESSION
     if base is fail:
@@ -54,13 +55,19 @@ def classify(base: Status | None, new: Status | None) -> Change:
 
 
 def compare(base: list[Result], new: list[Result]) -> list[Compared]:
-    """Every subtest of either side, in the series side's order, then removed ones."""
+    """Every subtest of either side, in the series side's order, then the missing ones.
+
+    A subtest the base ran and the series side never reached because test_progs
+    crashed first gates (not-reached); one the series side finished without is removed.
+    """
     before = {r.name: r.status for r in base}
     after = {r.name: r for r in new}
+    finished = INCOMPLETE not in after
     names = list(after) + [n for n in before if n not in after]
     out = []
     for n in names:
         result = after.get(n)
         status = result.status if result else None
-        out.append(Compared(n, before.get(n), status, classify(before.get(n), status), result))
+        change = classify(before.get(n), status, finished)
+        out.append(Compared(n, before.get(n), status, change, result))
     return out

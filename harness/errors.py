@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,10 @@ class BootError(HarnessError):
     """The VM did not boot, panicked, or was lost before reporting a status."""
 
 
+class GuestError(BootError):
+    """test_progs could not run in the guest: no result line and no crash (exit 3, 126)."""
+
+
 class HarnessTimeout(HarnessError):
     """A step ran past its time limit."""
 
@@ -66,15 +71,27 @@ class InternalError(HarnessError):
 
 
 def internal_error(exc: BaseException, where: Path) -> InternalError:
-    """A bug: its traceback goes to `where`/traceback.txt, named by the error."""
-    where.mkdir(parents=True, exist_ok=True)
-    dump = where / "traceback.txt"
-    dump.write_text("".join(traceback.format_exception(exc)))
-    return InternalError(f"internal error: {exc!r}", dump)
+    """A bug: its traceback goes to `where`/traceback.txt (or, if that cannot be written,
+    to a fresh temporary directory), named by the error.  Never raises."""
+    text = "".join(traceback.format_exception(exc))
+    for place in (where, None):
+        try:
+            folder = place or Path(tempfile.mkdtemp(prefix="harness-traceback-"))
+            folder.mkdir(parents=True, exist_ok=True)
+            dump = folder / "traceback.txt"
+            dump.write_text(text)
+            return InternalError(f"internal error: {exc!r}", dump)
+        except OSError:
+            continue
+    return InternalError(f"internal error: {exc!r} (traceback not saved)")
 
 
 class SeriesError(HarnessError):
     """The series input cannot be read: empty, not mail, a corrupt diff, unreachable."""
+
+
+class BtfError(HarnessError):
+    """Unreadable BTF: bad magic, truncated, an id out of range, a cycle."""
 
 
 class ApplyError(HarnessError):

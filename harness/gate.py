@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from harness import apply, run, series, tree
+from harness import apply, run, series, toolchain, tree
 from harness.cache import Cache
 from harness.compare import compare
 from harness.config import RunConfig
-from harness.errors import ApplyError, HarnessError, internal_error
+from harness.errors import ApplyError, HarnessError, SelectionError, internal_error
 from harness.report import GateReport, RunReport, Verdict
 
 
@@ -59,7 +59,7 @@ def apply_onto(cfg: RunConfig, base: tree.Source, patches: series.Series,
     """
     cache = Cache(cfg.cache)
     worktree = cache.worktree(f"{base.key}-series")
-    with cache.lock(base.key):
+    with cache.lock(base.key, progress):
         old = tree.checkout(base, cache, cfg.out)
         if cfg.dry_run:
             return apply.planned(patches, worktree, old.commit), old
@@ -83,7 +83,9 @@ def _sides(cfg: RunConfig, rep: GateReport, progress: run.Progress, base_src: tr
         rep.reason = (f"nothing applied, built or booted (--dry-run); "
                       f"{len(rep.applied.results)} patches would be applied")
         return
-    if _stopped(rep, rep.base, "base"):
+    if _lacks_tests(rep.base):
+        progress(f"base: {rep.base.reason}; every subtest of the series side counts as new")
+    elif _stopped(rep, rep.base, "base"):
         return
     new_tree = _series_tree(old, rep.applied, rep.source)
     series_src = tree.Source(key=new_tree.key, origin=new_tree.origin, commit=new_tree.commit)
@@ -91,6 +93,11 @@ def _sides(cfg: RunConfig, rep: GateReport, progress: run.Progress, base_src: tr
     if _stopped(rep, rep.series_run, "series"):
         return
     _judge(rep, rep.base, rep.series_run)
+
+
+def _lacks_tests(base: RunReport) -> bool:
+    """The base does not have the selected tests (a series that adds them): no error."""
+    return base.verdict is Verdict.ERROR and isinstance(base.error, SelectionError)
 
 
 def _stopped(rep: GateReport, side: RunReport, name: str) -> bool:
@@ -110,9 +117,10 @@ def _gate(cfg: RunConfig, rep: GateReport, progress: run.Progress) -> None:
     patches = series.load(rep.source, cfg.tree, cfg.out)
     series.require_complete(patches)
     rep.series = patches
+    toolchain.check(cfg.toolchain)  # before anything is checked out or applied
     base_src = tree.resolve(cfg.tree, cfg.rev, cfg.out)
     cache = Cache(cfg.cache)
-    with cache.lock(f"{base_src.key}-series"):
+    with cache.lock(f"{base_src.key}-series", progress):
         rep.applied, old = apply_onto(cfg, base_src, patches, progress)
         if rep.applied.conflicts:
             raise _conflict_error(rep.applied)

@@ -22,14 +22,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol, TextIO
+from typing import IO, Any, Protocol, TextIO
 
-from harness.errors import ProcError, ProcTimeout
+from harness.errors import ProcError, ProcTimeout, ToolchainError
 
 __all__ = ["Backend", "Completed", "ProcError", "ProcTimeout", "Real", "Request", "Streamed",
            "capture", "foreground", "kill_group", "run", "stream", "using"]
 
 TICK = 0.25  # seconds between watchdog calls while streaming
+KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
+EXIT_WAIT = 10.0  # seconds a streamed process may take to exit after closing its output
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 # A watchdog returns None to let the process go on, or a reason to end it now.
 Watchdog = Callable[[float], str | None]
@@ -41,7 +44,7 @@ class Request:
     timeout: float
     log: Path | None  # output (stdout and stderr) goes here; None: captured in memory
     cwd: Path | None = None
-    env: Mapping[str, str] | None = None
+    env: Mapping[str, str | None] | None = None  # None as a value: unset the variable
     stdout: Path | None = None  # stdout alone into this file (stderr stays in log)
 
 
@@ -69,17 +72,52 @@ class Backend(Protocol):
                watchdog: Watchdog | None) -> Streamed: ...
 
 
-def _env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
+def _env(extra: Mapping[str, str | None] | None) -> dict[str, str] | None:
     if not extra:
         return None
-    return {**os.environ, **extra}
+    env = dict(os.environ)
+    for name, value in extra.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
 
 
-def kill_group(p: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
-    """End the process and everything it started (its own process group)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
+def _popen(req: Request, **kw: Any) -> subprocess.Popen[Any]:
+    """Start the process in a group of its own; a missing program is a ToolchainError."""
+    try:
+        return subprocess.Popen(list(req.argv), cwd=req.cwd, env=_env(req.env),
+                                stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+    except (FileNotFoundError, PermissionError) as exc:
+        if req.cwd is not None and not req.cwd.is_dir():
+            raise
+        raise ToolchainError(f"{req.argv[0]}: cannot run it ({exc.strerror}); install it or "
+                             f"run the README's setup command") from exc
+
+
+def kill_group(p: subprocess.Popen[Any], grace: float = KILL_GRACE) -> None:
+    """End the process and everything it started (its own process group).
+
+    SIGTERM first, so make deletes a half-written target and git drops its lock files;
+    SIGKILL after `grace` seconds.  Signals are blocked meanwhile: a second Ctrl-C
+    cannot interrupt the cleanup.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, sig)
+            try:
+                p.wait(timeout=grace)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGKILL)  # what the leader left behind
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        p.wait()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Real:
@@ -92,18 +130,14 @@ class Real:
         with contextlib.ExitStack() as files:
             out = files.enter_context(req.log.open("w"))
             sink = files.enter_context(req.stdout.open("w")) if req.stdout else out
-            p = subprocess.Popen(list(req.argv), cwd=req.cwd, env=_env(req.env),
-                                 stdin=subprocess.DEVNULL, stdout=sink, stderr=out,
-                                 start_new_session=True)
+            p = _popen(req, stdout=sink, stderr=out)
             rc = _wait(p, req)
         output = req.log.read_text(errors="replace")
         return Completed(list(req.argv), rc, output, time.monotonic() - start, req.log)
 
     def _capture(self, req: Request, start: float) -> Completed:
-        p = subprocess.Popen(list(req.argv), cwd=req.cwd, env=_env(req.env),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, errors="replace",
-                             start_new_session=True)
+        p = _popen(req, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                   errors="replace")
         try:
             out, err = p.communicate(timeout=req.timeout)
         except subprocess.TimeoutExpired as exc:
@@ -120,18 +154,20 @@ class Real:
         start = time.monotonic()
         lines: queue.Queue[str | None] = queue.Queue()
         with req.log.open("w") as out:
-            p = subprocess.Popen(list(req.argv), stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 errors="replace", start_new_session=True)
+            p = _popen(req, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       errors="replace")
             threading.Thread(target=_reader, args=(p.stdout, lines), daemon=True).start()
             try:
                 stopped = _pump(lines, out, on_line, watchdog, start=start, timeout=req.timeout)
-            except BaseException:
-                kill_group(p)
-                raise
-            if stopped is not None:
-                kill_group(p)
-            return Streamed(p.wait(), stopped, time.monotonic() - start)
+                if stopped is None:  # output closed: give the process a moment to exit
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        p.wait(timeout=EXIT_WAIT)
+                    if p.returncode is None:
+                        stopped = "still running after its output closed"
+            finally:
+                if p.returncode is None:
+                    kill_group(p)
+            return Streamed(p.returncode, stopped, time.monotonic() - start)
 
 
 def _wait(p: subprocess.Popen[bytes], req: Request) -> int:
@@ -205,7 +241,7 @@ def run(
     log: Path,
     timeout: float,
     cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     check: bool = True,
     stdout: Path | None = None,
 ) -> Completed:
@@ -234,7 +270,10 @@ def foreground(argv: Sequence[str], *, timeout: float, cwd: Path | None = None) 
 
     Not through the backend: nothing is captured, so there is nothing to replay.
     """
-    p = subprocess.Popen(list(argv), cwd=cwd, start_new_session=True)
+    try:
+        p = subprocess.Popen(list(argv), cwd=cwd, start_new_session=True)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise ToolchainError(f"{argv[0]}: cannot run it ({exc.strerror})") from exc
     try:
         return p.wait(timeout=timeout)
     except subprocess.TimeoutExpired as exc:

@@ -7,6 +7,7 @@ report.json and junit.xml from it and chooses the exit code.  Nothing here runs 
 from __future__ import annotations
 
 import platform
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -17,15 +18,16 @@ from typing import Any
 from harness.apply import Applied
 from harness.compare import Compared
 from harness.discover import Plan
-from harness.errors import HarnessError, SelectionError, tail
+from harness.errors import GuestError, HarnessError, SelectionError, tail
 from harness.kernel import Kernel
-from harness.results import Parsed, Result, Status
+from harness.results import INCOMPLETE, Parsed, Result, Status
 from harness.series import Series
 from harness.tree import Tree
 from harness.vm import Accel
 from harness.vm import Outcome as VmOutcome
 
 SCHEMA = 2
+SIGNALLED = 128  # exit statuses from here up: killed by a signal (a crash)
 LOG_TAIL_LINES = 200
 
 
@@ -33,7 +35,7 @@ class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"  # a test failed (with --series: a gating change)
     ERROR = "error"  # nothing to judge: the run broke before or outside the tests
-    DRY_RUN = "dry-run"  # nothing was built, booted or applied
+    DRY_RUN = "dry-run"  # resolved and checked out, but nothing built, applied or booted
     ABORTED = "aborted"  # Ctrl-C or SIGTERM
 
 
@@ -61,16 +63,22 @@ def _synthetic(name: str, message: str) -> Result:
 def judge(parsed: Parsed, exit_status: int) -> Judged:
     """The verdict and the subtests to report, from test_progs output and exit status.
 
-    A crash mid-run (no Summary line) or a non-zero exit without a FAIL line adds a
-    synthetic failing entry, so a failure is never reported as a pass.  A run that
+    A crash mid-run (no Summary line, killed by a signal) or a non-zero exit without a
+    FAIL line adds a synthetic failing entry, so a failure is never reported as a pass.
+    No result at all without a crash (exit 3: setup failed, 126/127: not executable)
+    is the guest's problem, not a test failure: a GuestError.  A run that
     tested nothing is an error (SelectionError), never a pass or a test failure.
     """
     subtests = list(parsed.subtests)
     with_subs = {s.name.split("/", 1)[0] for s in subtests}
     subtests += [t for t in parsed.tests if t.name not in with_subs]
+    if not parsed.complete and not subtests and exit_status < SIGNALLED:
+        guest = GuestError(f"test_progs printed no result and exited {exit_status} "
+                           f"without a crash: it could not run (see test_progs.log)")
+        return Judged(Verdict.ERROR, guest.line(), subtests, guest)
     if not parsed.complete:
         last = subtests[-1].name if subtests else "start"
-        subtests.append(_synthetic("test_progs/incomplete",
+        subtests.append(_synthetic(INCOMPLETE,
                                    f"test_progs stopped without a Summary (after {last}), "
                                    f"exit status {exit_status}"))
         return Judged(Verdict.FAIL, f"test_progs did not finish (exit status {exit_status})",
@@ -171,7 +179,10 @@ class RunReport(Common):
         return None
 
     def junit(self) -> ET.Element:
-        return run_suite("harness", self)
+        return xml_safe(run_suite("harness", self))
+
+    def parts(self) -> list[RunReport]:
+        return []
 
     def summary(self) -> str:
         lines = [f"{self.verdict.upper()}: {self.reason}"]
@@ -238,7 +249,11 @@ class GateReport(Common):
             if side is not None:
                 root.append(run_suite(name, side))
         _count_suites(root)
-        return root
+        return xml_safe(root)
+
+    def parts(self) -> list[RunReport]:
+        """The sides' own reports (they get their own exit codes)."""
+        return [s for s in (self.base, self.series_run) if s is not None]
 
     def summary(self) -> str:
         lines = [f"{self.verdict.upper()}: {self.reason}"]
@@ -321,6 +336,8 @@ def gate_suite(report: GateReport) -> ET.Element:
             fail_case(case, c.result.log if c.result else [], change)
         elif c.series is None:
             ET.SubElement(case, "skipped", {"message": "removed by the series"})
+        elif c.series is Status.SKIP:
+            ET.SubElement(case, "skipped", {"message": f"skipped by test_progs ({change})"})
     if report.verdict is Verdict.DRY_RUN:
         case = testcase(suite, "harness/gate")
         ET.SubElement(case, "skipped", {"message": "dry run: nothing applied, built or booted"})
@@ -328,6 +345,19 @@ def gate_suite(report: GateReport) -> ET.Element:
     tails = [t for s in sides if (t := s.log_tail())] if report.verdict is Verdict.FAIL else []
     _finish_suite(suite, report.reason if broken else None, "\n".join(tails) or None)
     return suite
+
+
+XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(root: ET.Element) -> ET.Element:
+    """Replace what XML 1.0 cannot hold (escape sequences, NULs from a console) by '?'."""
+    for el in root.iter():
+        if el.text:
+            el.text = XML_ILLEGAL.sub("?", el.text)
+        for key, value in el.attrib.items():
+            el.set(key, XML_ILLEGAL.sub("?", value))
+    return root
 
 
 def _count_suites(root: ET.Element) -> None:

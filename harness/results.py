@@ -22,6 +22,7 @@ SUMMARY_RE = re.compile(
     r"(?P<failed>\d+) FAILED\s*$"
 )
 REPEAT_MARKER = "All error logs:"
+INCOMPLETE = "test_progs/incomplete"  # the synthetic entry of a run that did not finish
 
 
 class Status(StrEnum):
@@ -61,7 +62,6 @@ class Parsed:
     tests: list[Result]
     subtests: list[Result]
     summary: Summary | None
-    lines: int
 
     @property
     def complete(self) -> bool:
@@ -82,9 +82,7 @@ def parse(lines: Iterable[str]) -> Parsed:
     pending: list[str] = []
     repeating = False
     summary: Summary | None = None
-    count = 0
     for raw in lines:
-        count += 1
         line = _clean(raw)
         if line.strip() == REPEAT_MARKER:
             repeating = True
@@ -103,7 +101,7 @@ def parse(lines: Iterable[str]) -> Parsed:
         pending = []
     tests = [r for r in results.values() if not r.is_subtest]
     subtests = [r for r in results.values() if r.is_subtest]
-    return Parsed(tests=tests, subtests=subtests, summary=summary, lines=count)
+    return Parsed(tests=tests, subtests=subtests, summary=summary)
 
 
 def _record(

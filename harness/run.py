@@ -144,7 +144,7 @@ def _pipeline(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource) ->
     with st.step("resolve"):
         src = source.resolve(cfg)
     cache = Cache(cfg.cache)
-    with cache.lock(src.key):
+    with cache.lock(src.key, st.progress):
         with st.step("tree"):
             rep.tree = source.checkout(src, cache, cfg.out)
             if rep.tree.warning:
@@ -162,7 +162,7 @@ def _pipeline(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource) ->
 
 def execute(cfg: RunConfig, progress: Progress, source: TreeSource | None = None,
             ) -> RunReport:
-    """Run the whole gate and return its report.
+    """Run the pipeline once (one tree, one kernel, one VM) and return its report.
 
     HarnessErrors end up on the report; Ctrl-C and SIGTERM (Aborted) give an aborted
     report; any other exception is a bug: an InternalError with traceback.txt.

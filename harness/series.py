@@ -433,7 +433,7 @@ def from_directory(path: Path) -> Series:
 def from_range(repo_path: Path, spec: str, log_dir: Path) -> Series:
     """BASE..TIP of a git repository, through `git format-patch` (read-only)."""
     git = vcs.Git(repo_path, log_dir)
-    if not repo_path.is_dir() or not git.is_repo():
+    if not repo_path.is_dir() or git.toplevel_problem() is not None:
         raise SeriesError(f"{spec}: {repo_path} is not a git repository; pass --tree")
     out = log_dir / "series-range.mbox"
     done = git.run("format-patch", "--stdout", "--no-signature", spec, check=False,

@@ -32,6 +32,7 @@ def needs(tc: Toolchain) -> list[Need]:
         Need(tc.qemu, "qemu-system-x86"),
         Need("ldd", "libc-bin"),
         Need("tar", "tar"),
+        Need("git", "git"),
     ]
 
 
@@ -74,6 +75,6 @@ def versions(tc: Toolchain) -> dict[str, str]:
     }.items():
         try:
             found[name] = proc.capture(argv).splitlines()[0].strip()
-        except (proc.ProcError, FileNotFoundError, IndexError):
+        except (proc.ProcError, ToolchainError, IndexError):
             found[name] = "unknown"
     return found

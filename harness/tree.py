@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness import proc, vcs
 from harness.cache import Cache
-from harness.errors import TreeError
+from harness.errors import ToolchainError, TreeError
 
 SOURCE_PACKAGE = "linux-source-6.12"
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
@@ -70,7 +70,7 @@ def debian_source_version() -> str:
     """Version of the installed linux-source package, e.g. '6.12.117-1~deb12u1'."""
     try:
         out = proc.capture(["dpkg-query", "-W", "-f=${Version}", SOURCE_PACKAGE])
-    except (proc.ProcError, FileNotFoundError) as exc:
+    except (proc.ProcError, ToolchainError) as exc:
         raise TreeError(
             f"Debian package {SOURCE_PACKAGE} is not installed: run the README's setup "
             f"command, or pass --tree PATH"
@@ -130,10 +130,13 @@ def user_source(path: Path, rev: str, log_dir: Path) -> Source:
     path = path.resolve()
     check_kernel_tree(path)
     git = vcs.Git(path, log_dir)
-    if not git.is_repo():
+    problem = git.toplevel_problem()
+    if problem is not None and "not a git repository" in problem:
         raise TreeError(
             f"--tree {path}: not a git repository; commit the tree to git "
             f"(git init && git add -A && git commit) and pass it again")
+    if problem is not None:
+        raise TreeError(f"--tree {path}: git cannot use it as a repository ({problem})")
     commit = git.commit_of(rev)
     if commit is None:
         raise TreeError(f"--rev {rev}: not a commit in {path}; pass a commit, tag or branch")
@@ -161,6 +164,7 @@ def checkout(src: Source, cache: Cache, log_dir: Path) -> Tree:
         assert src.commit is not None
         _owned_clone(src.repo, path, log_dir)
         git = vcs.Git(path, log_dir)
+        git.drop_stale_lock()
         git.run("checkout", "-q", "-f", "--detach", src.commit)
         git.run("clean", "-q", "-fdx")
         commit = src.commit
@@ -185,9 +189,18 @@ def forget(cache: Cache, path: Path) -> None:
 
 
 def _owned_clone(source: Path, dest: Path, log_dir: Path) -> None:
-    """A clone that borrows the source's objects (alternates) and never writes to it."""
+    """A clone that borrows the source's objects (alternates) and never writes to it.
+
+    Cloned beside `dest` and renamed, so a clone cut short never looks finished.
+    """
     if (dest / ".git").is_dir():
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
-    vcs.Git(dest.parent, log_dir).run("clone", "-q", "--shared", "--no-checkout",
-                                      str(source), str(dest))
+    scratch = Path(tempfile.mkdtemp(prefix=".clone-", dir=dest.parent))
+    try:
+        vcs.Git(dest.parent, log_dir).run("clone", "-q", "--shared", "--no-checkout",
+                                          str(source), str(scratch / "repo"))
+        shutil.rmtree(dest, ignore_errors=True)
+        (scratch / "repo").rename(dest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

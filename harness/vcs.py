@@ -21,6 +21,13 @@ IDENTITY: Mapping[str, str] = {
     "GIT_COMMITTER_NAME": "harness", "GIT_COMMITTER_EMAIL": "harness@localhost",
 }
 FIXED_DATE = "2000-01-01T00:00:00+0000"  # reproducible import commits
+# Variables that would point git at another repository than `-C DIR` (a git hook, or a
+# user's shell inside one, exports them): never inherited.
+REPO_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                  "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
+                  "GIT_PREFIX", "GIT_CEILING_DIRECTORIES")
+# No background maintenance: it would detach from the process group and outlive the lock.
+QUIET = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
 
 
 def _log_name(args: tuple[str, ...]) -> str:
@@ -40,10 +47,11 @@ class Git:
             env: Mapping[str, str] | None = None, stdout: Path | None = None,
             ) -> proc.Completed:
         """`git -C path ARGS`; output in log_dir/LOG (stdout alone in `stdout`, if given)."""
-        argv = ["git", "-C", str(self.path), *args]
+        argv = ["git", "-C", str(self.path), *QUIET, *args]
+        variables: dict[str, str | None] = dict.fromkeys(REPO_VARIABLES)
         return proc.run(argv, log=self.log_dir / (log or _log_name(args)),
-                        timeout=self.timeout, env={**IDENTITY, **(env or {})}, check=check,
-                        stdout=stdout)
+                        timeout=self.timeout, env={**variables, **IDENTITY, **(env or {})},
+                        check=check, stdout=stdout)
 
     def commit_of(self, rev: str) -> str | None:
         """The commit `rev` names, or None."""
@@ -52,17 +60,31 @@ class Git:
         text = done.output.strip()
         return text if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", text) else None
 
-    def is_repo(self) -> bool:
-        """True when `path` is the top of a work tree (not a directory inside another)."""
+    def toplevel_problem(self) -> str | None:
+        """None when `path` is the top of a work tree; else why not, in git's words."""
         done = self.run("rev-parse", "--show-toplevel", check=False, log="git-rev-parse.log")
-        top = done.output.strip().splitlines()[-1:] if done.returncode == 0 else []
-        return bool(top) and Path(top[0]).resolve() == self.path.resolve()
+        lines = done.output.strip().splitlines()
+        if done.returncode != 0:
+            return lines[-1] if lines else f"git exited {done.returncode}"
+        if not lines or Path(lines[-1]).resolve() != self.path.resolve():
+            return f"it is inside the work tree {lines[-1] if lines else '?'}"
+        return None
 
     def dirty(self) -> bool:
         """Tracked files with uncommitted changes."""
         done = self.run("--no-optional-locks", "status", "--porcelain", "--untracked-files=no",
                         log="git-status.log")
         return bool(done.output.strip())
+
+    def drop_stale_lock(self) -> None:
+        """Remove an index.lock a killed git left behind.  Only for harness-owned trees,
+        and only while holding their cache lock (no other git of ours runs there)."""
+        done = self.run("rev-parse", "--git-path", "index.lock", check=False,
+                        log="git-rev-parse.log")
+        lines = done.output.strip().splitlines()
+        if done.returncode == 0 and lines:
+            lock = Path(lines[-1])
+            (lock if lock.is_absolute() else self.path / lock).unlink(missing_ok=True)
 
     def head(self) -> str:
         commit = self.commit_of("HEAD")

@@ -26,6 +26,7 @@ PANIC_RE = re.compile(r"Kernel panic - not syncing|end Kernel panic")
 HALT_RE = re.compile(r"Power off not available|reboot: System halted")
 GRACE = 3.0  # seconds QEMU gets to power off after the guest wrote its status
 NO_POWEROFF = "ended by harness: the guest wrote its status but did not power off"
+HALTED = "ended by harness: the guest halted without writing a status"
 CHANNELS = ("test_progs.log", "dmesg.log", "status")
 KERNEL_ARGS = ("console=ttyS0", "panic=-1", "oops=panic", "quiet", "rdinit=/init")
 
@@ -155,6 +156,8 @@ def decide(seen: Observed, log: Path) -> Outcome:
         return Outcome(exit_status=seen.status, boot_seconds=seen.booted_at or 0.0,
                        seconds=seen.seconds, qemu_status=seen.qemu_status,
                        ended=seen.stopped or "powered off")
+    if seen.stopped == HALTED:
+        raise BootError(f"VM lost: {seen.stopped}", log)
     if seen.stopped and seen.booted_at is None:
         raise HarnessTimeout(f"guest did not reach /init ({seen.stopped})", log)
     if seen.stopped:
@@ -179,6 +182,7 @@ class Watch:
     clock: LineClock
     grace: float = GRACE
     status_seen: float | None = None
+    halted_seen: float | None = None
 
     def __call__(self, elapsed: float) -> str | None:
         self.clock.poll()
@@ -186,10 +190,13 @@ class Watch:
             return f"boot timeout after {self.boot_timeout:.0f} s"
         if self.status_seen is None and read_status(_read(self.status_file)) is not None:
             self.status_seen = elapsed
-        if self.status_seen is None:
-            return None
-        if self.console.halted or elapsed - self.status_seen > self.grace:
-            return NO_POWEROFF
+        if self.halted_seen is None and self.console.halted:
+            self.halted_seen = elapsed
+        if self.status_seen is not None:
+            if self.console.halted or elapsed - self.status_seen > self.grace:
+                return NO_POWEROFF
+        elif self.halted_seen is not None and elapsed - self.halted_seen > self.grace:
+            return HALTED
         return None
 
 
@@ -201,7 +208,8 @@ def _read(path: Path) -> str:
 
 
 def boot(argv: list[str], run_dir: Path, boot_timeout: float, run_timeout: float) -> Outcome:
-    """Run the VM to completion and return test_progs's status, or raise BootError."""
+    """Run the VM to completion and return test_progs's status; raise BootError (panic,
+    lost VM, no boot) or HarnessTimeout (boot or run deadline) when there is none."""
     for name in CHANNELS:
         (run_dir / name).unlink(missing_ok=True)
     console = Console()

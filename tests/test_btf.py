@@ -7,7 +7,8 @@ from btf_builder import Builder
 
 from harness.btf import parse, render, shadow
 from harness.btf.shadow import Rules
-from harness.btf.types import BtfError, Composite, Enum, Kind
+from harness.btf.types import Composite, Enum, Kind
+from harness.errors import BtfError
 
 BITS = 8
 

@@ -46,7 +46,7 @@ def test_makefile_builds_only_the_plan() -> None:
     text = build.render_makefile(_inputs(), _plan())
     assert "$(OUT)/a.bpf.o: $(SRC)/progs/a.c" in text
     assert "$(OUT)/r.bpf.o: $(SRC)/progs/r.c" in text
-    assert "-fno-inline -MMD" in text
+    assert "-fno-inline -MMD -MP" in text
     assert "gen skeleton -L $(OUT)/b.lskel.linked.o name b_lskel" in text
     assert "gen skeleton $(OUT)/a.skel.linked.o name a " in text
     assert "$(OUT)/test_progs: $(OUT)/test_t.test.o $(OUT)/test_progs.o $(OUT)/helpers.o" in text

@@ -7,6 +7,7 @@ QEMU replaying logs captured from real runs (tests/data).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -172,6 +173,8 @@ def test_decide() -> None:
         vm.decide(_seen(status=0, panic="boom"), log)
     with pytest.raises(BootError, match="VM lost after boot"):
         vm.decide(_seen(), log)
+    with pytest.raises(BootError, match=r"VM lost: .* halted without"):
+        vm.decide(_seen(stopped=vm.HALTED), log)
     with pytest.raises(BootError, match="guest did not boot"):
         vm.decide(_seen(booted_at=None), log)
     with pytest.raises(HarnessTimeout, match="did not reach /init"):
@@ -308,3 +311,24 @@ def test_help_is_for_users_and_every_option_explained() -> None:
                 for inner in action.choices.values():
                     assert all(a.help for a in inner._actions), name
             assert action.help, f"{name} {action.option_strings}"
+
+
+def test_series_adding_the_selected_test_gates_it_as_new(world: dict[str, Path]) -> None:
+    """The base lacks the selected prog_test (the series adds it): every subtest is new."""
+    rel = f"{SELFTESTS}/prog_tests/test_brand_new.c"
+    mbox = world["root"] / "new.mbox"
+    mbox.write_text(
+        "From harness Mon Sep 17 00:00:00 2001\nFrom: A <a@x>\n"
+        "Subject: [PATCH 1/1] add a test\n\nmsg\n---\n"
+        f"diff --git a/{rel} b/{rel}\nnew file mode 100644\n--- /dev/null\n+++ b/{rel}\n"
+        "@@ -0,0 +1,3 @@\n+void test_brand_new(void)\n+{\n+}\n")
+    cfg = dataclasses.replace(_cfg(world), tests=("brand_new",))
+    with proc.using(_sided("test_progs-subtest-fail.log")):
+        from harness import gate  # noqa: PLC0415
+
+        rep = gate.execute(cfg, str(mbox), lambda _: None)
+    assert rep.base is not None and rep.base.verdict is Verdict.ERROR
+    changes = {c.name: c.change.value for c in rep.compared}
+    assert changes["struct_ops_module/struct_ops_load"] == "new-failing"
+    assert set(changes.values()) == {"new", "new-failing"}
+    assert rep.verdict is Verdict.FAIL and cli.exit_code(rep.verdict, rep.error) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conftest import data
 
+from harness.errors import GuestError
 from harness.report import judge
 from harness.results import Status, parse
 
@@ -63,9 +64,13 @@ def test_no_output() -> None:
     parsed = parse(data("test_progs-empty.log").splitlines())
     assert parsed.tests == [] and parsed.subtests == [] and not parsed.complete
     verdict = judge(parsed, 0)
-    subtests = verdict.subtests
-    assert verdict.verdict == "fail"
-    assert [s.name for s in subtests] == ["test_progs/incomplete"]
+    assert verdict.verdict == "error" and isinstance(verdict.error, GuestError)
+    assert verdict.subtests == []
+    for status in (3, 126):
+        assert judge(parsed, status).verdict == "error"
+    crashed = judge(parsed, 139)  # killed before its first result: a crash, a failure
+    assert crashed.verdict == "fail"
+    assert [s.name for s in crashed.subtests] == ["test_progs/incomplete"]
 
 
 def test_nothing_matched_exit_2_is_an_error() -> None:

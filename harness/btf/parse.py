@@ -12,7 +12,6 @@ from harness.btf.types import (
     TYPE,
     Array,
     Btf,
-    BtfError,
     Composite,
     Datasec,
     DeclTag,
@@ -32,6 +31,7 @@ from harness.btf.types import (
     VarSecinfo,
     Void,
 )
+from harness.errors import BtfError
 
 REF_KINDS = (Kind.PTR, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG)
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from harness.btf.types import SCALARS, Btf, BtfError, Composite, Datasec, Enum, Kind, Var
+from harness.btf.types import SCALARS, Btf, Composite, Datasec, Enum, Kind, Var
+from harness.errors import BtfError
 
 POINTER_SIZE = 8
 

@@ -10,15 +10,11 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from harness.errors import HarnessError
+from harness.errors import BtfError
 
 MAGIC = 0xEB9F
 HEADER = struct.Struct("<HBBIIIII")
 TYPE = struct.Struct("<III")
-
-
-class BtfError(HarnessError):
-    """Unreadable BTF: bad magic, truncated, an id out of range, a cycle."""
 
 
 class Kind(IntEnum):
