@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         marks = {m.name for m in item.iter_markers()}
         if marks & {"build", "vm"} and "slow" not in marks:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _every_junit_validates(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever a test leaves in its tmp_path, every junit.xml must match harness/junit.xsd."""
+    from junit_schema import validate  # noqa: PLC0415
+
+    # test_junit_schema writes invalid documents on purpose.
+    used = "tmp_path" in request.fixturenames and request.module.__name__ != "test_junit_schema"
+    tmp: Path | None = request.getfixturevalue("tmp_path") if used else None  # set up first
+    yield
+    for path in tmp.rglob("junit.xml") if tmp is not None else ():
+        validate(path)
 
 
 @pytest.fixture(autouse=True)
