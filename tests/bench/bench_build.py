@@ -312,7 +312,8 @@ def bench_builds(opts: Options, work: Path, figures: Figures) -> None:
 
 
 def gate_argv(opts: Options, out: Path, cache: Path) -> list[str]:
-    harness = shutil.which("harness")
+    beside = Path(sys.executable).parent / "harness"  # the venv running this script
+    harness = str(beside) if beside.is_file() else shutil.which("harness")
     if harness is None:
         raise BenchError("`harness` is not on PATH: run `pip install -e .` in the project")
     return [harness, "run", "--out", str(out), "--cache", str(cache), "-j", str(opts.jobs),
