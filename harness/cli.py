@@ -137,8 +137,9 @@ def write_files(rep: Finishable) -> None:
 def finish(rep: Finishable, as_json: bool) -> int:
     """Choose the exit code, write report.json and junit.xml, print; return the code."""
     rep.exit_code = exit_code(rep.verdict, rep.error)
-    for part in rep.parts():
+    for part in rep.parts():  # the series gate's sides, each in its own directory
         part.exit_code = exit_code(part.verdict, part.error)
+        write_files(part)
     write_files(rep)
     if as_json:
         print(json.dumps(rep.as_dict(), indent=2))

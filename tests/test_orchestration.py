@@ -295,7 +295,12 @@ def test_junit_of_series_gates(world: dict[str, Path]) -> None:
     _gate(world, mbox, _sided("test_progs-subtest-fail.log"))
     root = ET.parse(world["root"] / "run/junit.xml").getroot()
     validate(world["root"] / "run/junit.xml")
-    assert [s.get("name") for s in root] == ["gate", "base", "series"]
+    assert [s.get("name") for s in root] == ["gate"]
+    for side in ("base", "series"):
+        side_root = ET.parse(world["root"] / "run" / side / "junit.xml").getroot()
+        assert side_root.get("name") == "harness"
+        assert json.loads((world["root"] / "run" / side / "report.json").read_text())[
+            "exit_code"] == (1 if side == "series" else 0)
     _gate(world, _mbox(world, "#include <absent.h>", "x"), _sided("test_progs-pass.log"))
     validate(world["root"] / "run/junit.xml")
 
