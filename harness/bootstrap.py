@@ -18,8 +18,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import proc
 from harness.errors import HarnessError
+from harness.host import proc
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"

@@ -26,12 +26,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from harness import apply, build, errors, gate, results, run, series, toolchain, tree
+from harness import errors, gate, run
 from harness.btf import verify
 from harness.btf.shadow import Rules
-from harness.cache import Cache
+from harness.build import targeted as build
 from harness.config import ACCELS, DEFAULTS, RunConfig, Toolchain, VmSpec, default_cache
-from harness.report import Verdict, judge
+from harness.host import toolchain
+from harness.host.cache import Cache
+from harness.outcome import results
+from harness.outcome.report import Verdict, judge
+from harness.source import apply, series, tree
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Order: read the series, apply it in the harness-owned worktree (seconds; a conflict stops
 the gate before anything is built), run the base side, run the series side, compare
-(harness/compare.py).  The worktree's lock is held for the whole gate, so two gates on
+(harness/outcome/compare.py).  The worktree's lock is held for the whole gate, so two gates on
 one tree never build from each other's worktree.  A dry run applies nothing.
 """
 
@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from harness import apply, run, series, toolchain, tree
-from harness.cache import Cache
-from harness.compare import compare
+from harness import run
 from harness.config import RunConfig
 from harness.errors import ApplyError, HarnessError, SelectionError, internal_error
-from harness.report import GateReport, RunReport, Verdict
+from harness.host import toolchain
+from harness.host.cache import Cache
+from harness.outcome.compare import compare
+from harness.outcome.report import GateReport, RunReport, Verdict
+from harness.source import apply, series, tree
 
 
 class FixedSource(run.TreeSource):

@@ -15,11 +15,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import build, discover, initramfs, kernel, results, toolchain, tree, vm
-from harness.cache import Cache
+from harness.boot import initramfs, kernel, vm
+from harness.build import discover
+from harness.build import targeted as build
 from harness.config import RunConfig
 from harness.errors import Aborted, HarnessError, TreeError, UsageError, internal_error
-from harness.report import RunReport, Stage, Verdict, judge
+from harness.host import toolchain
+from harness.host.cache import Cache
+from harness.outcome import results
+from harness.outcome.report import RunReport, Stage, Verdict, judge
+from harness.source import tree
 
 Progress = Callable[[str], None]
 

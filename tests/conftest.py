@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _every_junit_validates(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Whatever a test leaves in its tmp_path, every junit.xml must match harness/junit.xsd."""
+    """Whatever a test leaves in its tmp_path, every junit.xml must match harness/outcome/junit.xsd."""
     from junit_schema import validate  # noqa: PLC0415
 
     # test_junit_schema writes invalid documents on purpose.
@@ -55,7 +55,7 @@ def cache() -> Path:
 @pytest.fixture(scope="session")
 def default_tree(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Debian's linux-source as the harness's cached git repository (imported if needed)."""
-    from harness import tree  # noqa: PLC0415
-    from harness.cache import Cache  # noqa: PLC0415
+    from harness.host.cache import Cache  # noqa: PLC0415
+    from harness.source import tree  # noqa: PLC0415
 
     return tree.default_tree(Cache(cache), tmp_path_factory.mktemp("import-logs")).path

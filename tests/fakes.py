@@ -13,7 +13,7 @@ from pathlib import Path
 
 import git
 
-from harness import proc
+from harness.host import proc
 
 DATA = Path(__file__).parent / "data"
 IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",

@@ -1,4 +1,4 @@
-"""Check a junit.xml against harness/junit.xsd, the project's junit-10-compatible schema."""
+"""Check a junit.xml against harness/outcome/junit.xsd, the project's junit-10-compatible schema."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pathlib
 
 import xmlschema
 
-SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "harness" / "junit.xsd"
+SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "harness" / "outcome" / "junit.xsd"
 
 
 @functools.cache

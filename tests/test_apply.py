@@ -8,7 +8,8 @@ import git
 import pytest
 from conftest import data
 
-from harness import apply, series, vcs
+from harness.host import vcs
+from harness.source import apply, series
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "series"
 PATCHES = Path(__file__).resolve().parents[1] / "patches"

@@ -13,8 +13,9 @@ from types import ModuleType
 
 import pytest
 
-from harness import bootstrap, proc
+from harness import bootstrap
 from harness.errors import HarnessError
+from harness.host import proc
 
 SCRIPT = Path(__file__).resolve().parent / "bench" / "bench_build.py"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import build, discover
+from harness.build import discover
+from harness.build import targeted as build
 from harness.config import Toolchain
 
 CLANG_V = """\

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, tree
-from harness.cache import Cache
+from harness import cli
 from harness.errors import ParseError
+from harness.host.cache import Cache
+from harness.source import tree
 
 
 def _run(args: list[str], out: Path) -> int:
@@ -125,7 +126,7 @@ def test_dry_run_builds_nothing_and_shows_kvm_argv(
         default_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """The KVM path is exercised through argv only: --dry-run never starts QEMU."""
-    from harness import vm  # noqa: PLC0415
+    from harness.boot import vm  # noqa: PLC0415
 
     monkeypatch.delenv("HARNESS_ACCEL")
     code = _run(["--dry-run", "--accel", "kvm", "--json"], tmp_path / "run")
@@ -145,7 +146,7 @@ def test_dry_run_builds_nothing_and_shows_kvm_argv(
 def test_internal_error_keeps_traceback_in_run_dir(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from harness import toolchain  # noqa: PLC0415
+    from harness.host import toolchain  # noqa: PLC0415
 
     def boom(_: object) -> None:
         raise KeyError("bug")

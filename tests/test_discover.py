@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import discover
+from harness.build import discover
 from harness.errors import BuildError, SelectionError
 
 TEST_SOURCE = """\

@@ -11,11 +11,15 @@ from btf_builder import Builder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import build, cli, discover, kernel, tree
+from harness import cli
+from harness.boot import kernel
 from harness.btf import parse, shadow, verify
 from harness.btf.shadow import Rules
-from harness.cache import Cache
+from harness.build import discover
+from harness.build import targeted as build
 from harness.config import Toolchain
+from harness.host.cache import Cache
+from harness.source import tree
 
 # name → (C declaration pattern, size, alignment)
 MENU: dict[str, tuple[str, int, int]] = {

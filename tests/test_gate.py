@@ -16,8 +16,9 @@ import git
 import pytest
 from junit_schema import validate
 
-from harness import cli, tree
-from harness.cache import Cache
+from harness import cli
+from harness.host.cache import Cache
+from harness.source import tree
 
 pytestmark = [pytest.mark.vm, pytest.mark.build]
 

@@ -11,8 +11,8 @@ import pytest
 from junit_schema import validate
 
 from harness import cli
-from harness.compare import Change, classify, compare
-from harness.results import Result, Status
+from harness.outcome.compare import Change, classify, compare
+from harness.outcome.results import Result, Status
 
 PATCHES = Path(__file__).resolve().parents[1] / "patches"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "series"

@@ -6,7 +6,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from harness import initramfs
+from harness.boot import initramfs
 
 LDD = """\
 \tlinux-vdso.so.1 (0x00007ffd4a1e5000)

@@ -1,4 +1,4 @@
-"""harness/junit.xsd accepts what harness writes and refuses what junit-10.xsd refuses."""
+"""harness/outcome/junit.xsd accepts what harness writes and refuses what junit-10.xsd refuses."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import kernel
+from harness.boot import kernel
 from harness.errors import TreeError
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from junit_schema import validate
 
-from harness import cli, vm
+from harness import cli
+from harness.boot import vm
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.build]
 

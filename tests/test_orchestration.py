@@ -17,10 +17,12 @@ import pytest
 from fakes import IDENTITY, FakeProcs, VmScript, captured_vm, fake_kernel_repo
 from junit_schema import validate
 
-from harness import cli, proc, run, toolchain, vm
+from harness import cli, run
+from harness.boot import vm
 from harness.config import RunConfig, Toolchain
 from harness.errors import BootError, HarnessTimeout
-from harness.report import RunReport, Verdict
+from harness.host import proc, toolchain
+from harness.outcome.report import RunReport, Verdict
 
 SELFTESTS = "tools/testing/selftests/bpf"
 TEST_C = "#include \"test_progs.h\"\nvoid test_struct_ops_module(void)\n{\n}\n"

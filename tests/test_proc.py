@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import proc
 from harness.errors import ProcError, ProcTimeout
+from harness.host import proc
 
 
 def _running(pid: int) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from conftest import data
 
 from harness.errors import GuestError
-from harness.report import judge
-from harness.results import Status, parse
+from harness.outcome.report import judge
+from harness.outcome.results import Status, parse
 
 SUBTESTS_6_12 = [
     "struct_ops_module/struct_ops_load",

@@ -13,11 +13,14 @@ import pytest
 from fakes import fake_kernel_repo
 from junit_schema import validate
 
-from harness import cli, proc, report, tree
-from harness.cache import Cache
-from harness.compare import Change, compare
+from harness import cli
 from harness.errors import ToolchainError
-from harness.results import INCOMPLETE, Result, Status
+from harness.host import proc
+from harness.host.cache import Cache
+from harness.outcome import report
+from harness.outcome.compare import Change, compare
+from harness.outcome.results import INCOMPLETE, Result, Status
+from harness.source import tree
 
 P, F = Status.PASS, Status.FAIL
 

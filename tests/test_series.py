@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import series
 from harness.errors import SeriesError
+from harness.source import series
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "series"
 PATCHES = Path(__file__).resolve().parents[1] / "patches"

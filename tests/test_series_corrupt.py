@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, series
+from harness import cli
 from harness.errors import SeriesError
+from harness.source import series
 
 MBOX = Path(__file__).resolve().parents[1] / "patches" / "shadow-layout-broken.mbox"
 HUNK_RE = re.compile(r"(?m)^@@ -(?=\d)")

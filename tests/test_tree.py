@@ -8,9 +8,9 @@ import git
 import pytest
 from fakes import fake_kernel_repo
 
-from harness import tree
-from harness.cache import Cache
 from harness.errors import TreeError
+from harness.host.cache import Cache
+from harness.source import tree
 
 MAKEFILE = "# SPDX\nVERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 117\nEXTRAVERSION =\nNAME = Baby\n"
 

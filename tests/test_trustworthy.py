@@ -17,7 +17,8 @@ import git
 import pytest
 from fakes import IDENTITY, fake_kernel_repo
 
-from harness import cli, proc
+from harness import cli
+from harness.host import proc
 
 PATCHES = Path(__file__).resolve().parents[1] / "patches"
 
@@ -65,7 +66,7 @@ def test_defect_3_ran_no_test_is_not_a_test_failure(tmp_path: Path) -> None:
 # 4: unexpected exceptions anywhere are exit 70 with a traceback; ProcError has its own code.
 def test_defect_4_series_apply_bug_is_internal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from harness import series  # noqa: PLC0415
+    from harness.source import series  # noqa: PLC0415
 
     def boom(*_: object, **__: object) -> None:
         raise KeyError("bug")
@@ -118,8 +119,8 @@ def test_defect_5_git_commands_are_logged(tmp_path: Path) -> None:
 # 6: two gates at once on one --tree at two revisions get their own verdicts.
 @pytest.mark.slow
 def test_defect_6_two_gates_on_one_tree(default_tree: Path, cache: Path, tmp_path: Path) -> None:
-    from harness import tree  # noqa: PLC0415
-    from harness.cache import Cache  # noqa: PLC0415
+    from harness.host.cache import Cache  # noqa: PLC0415
+    from harness.source import tree  # noqa: PLC0415
 
     scratch = tmp_path / "linux"
     repo = git.Repo.clone_from(str(default_tree), str(scratch), shared=True)
@@ -184,10 +185,10 @@ def test_defect_9_cli_defaults_come_from_config() -> None:
 
 # 12: build outputs are keyed by every input, not by the tree alone.
 def test_defect_12_build_dirs_keyed_by_kernel(tmp_path: Path) -> None:
-    from harness import build  # noqa: PLC0415
-    from harness.cache import Cache  # noqa: PLC0415
+    from harness.boot.kernel import Kernel  # noqa: PLC0415
+    from harness.build import targeted as build  # noqa: PLC0415
     from harness.config import Toolchain  # noqa: PLC0415
-    from harness.kernel import Kernel  # noqa: PLC0415
+    from harness.host.cache import Cache  # noqa: PLC0415
 
     kernels = []
     for name, btf in (("a", b"BTF one"), ("b", b"BTF two")):

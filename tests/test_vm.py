@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import data
 
+from harness.boot.vm import Accel, Console, choose_accel, qemu_argv, read_status
 from harness.config import VmSpec
 from harness.errors import UsageError
-from harness.vm import Accel, Console, choose_accel, qemu_argv, read_status
 
 PATHS = {"kernel": Path("/boot/vmlinuz-x"), "initrd": Path("/r/initramfs.cpio.gz"),
          "run_dir": Path("/r")}

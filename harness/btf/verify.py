@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import proc
 from harness.btf import elf, parse, render, shadow
 from harness.btf.shadow import Rules, Shadow
+from harness.host import proc
 
 TIMEOUT = 120
 

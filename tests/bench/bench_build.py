@@ -43,10 +43,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import bootstrap, build, discover, kernel, proc, tree
-from harness.cache import Cache
+from harness import bootstrap
+from harness.boot import kernel
+from harness.build import discover
+from harness.build import targeted as build
 from harness.config import Toolchain, default_cache
 from harness.errors import BuildError, HarnessError
+from harness.host import proc
+from harness.host.cache import Cache
+from harness.source import tree
 
 TESTS = ("test_struct_ops_module",)
 BUILD_TIMEOUT = 4 * 3600.0

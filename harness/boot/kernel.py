@@ -12,7 +12,7 @@ from harness.errors import TreeError
 FLAVOUR_ORDER = ("cloud-amd64", "amd64")
 CONFIG_FRAGMENT = "struct_ops.config"
 HASH_LIMIT = 64 << 20
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "kernel_configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "kernel_configs"
 
 
 @dataclass(frozen=True)

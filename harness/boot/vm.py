@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import proc
 from harness.config import ACCELS, VmSpec
 from harness.errors import BootError, HarnessTimeout, UsageError
+from harness.host import proc
 
 BOOT_MARKER = "HARNESS: booted"
 STATUS_RE = re.compile(r"HARNESS-EXIT (\d+)")

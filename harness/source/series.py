@@ -20,10 +20,10 @@ from pathlib import Path
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import PatchSet
 
-from harness import vcs
-from harness.cache import Cache
 from harness.config import default_cache
 from harness.errors import SeriesError
+from harness.host import vcs
+from harness.host.cache import Cache
 
 PREFIX_RE = re.compile(r"^\s*(?:(?:re|fwd?):\s*)*\[(?P<prefix>[^\]]*)\]\s*(?P<subject>.*)$",
                        re.I | re.S)

@@ -9,9 +9,9 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from harness import proc
 from harness.config import Toolchain
 from harness.errors import ToolchainError
+from harness.host import proc
 
 HEADERS = {"/usr/include/libelf.h": "libelf-dev", "/usr/include/zlib.h": "zlib1g-dev"}
 

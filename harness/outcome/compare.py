@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from harness.results import INCOMPLETE, Result, Status
+from harness.outcome.results import INCOMPLETE, Result, Status
 
 
 class Change(StrEnum):

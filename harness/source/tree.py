@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import proc, vcs
-from harness.cache import Cache
 from harness.errors import ToolchainError, TreeError
+from harness.host import proc, vcs
+from harness.host.cache import Cache
 
 SOURCE_PACKAGE = "linux-source-6.12"
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")

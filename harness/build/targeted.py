@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import proc
-from harness.cache import Cache
+from harness.boot.kernel import Kernel
+from harness.build.discover import SELFTESTS, Plan, Skeleton
 from harness.config import Toolchain
-from harness.discover import SELFTESTS, Plan, Skeleton
 from harness.errors import BuildError
-from harness.kernel import Kernel
+from harness.host import proc
+from harness.host.cache import Cache
 
 TESTMOD = "bpf_testmod"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from unidiff.patch import PatchSet
 
-from harness import proc, vcs
-from harness.series import Patch, Series, git_am_bytes
+from harness.host import proc, vcs
+from harness.source.series import Patch, Series, git_am_bytes
 
 
 class Outcome(StrEnum):

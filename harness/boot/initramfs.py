@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import proc
+from harness.host import proc
 
 NEWC_MAGIC = "070701"
 TRAILER = "TRAILER!!!"
 GUEST_TEST_DIR = "root/test"
-VM_DIR = Path(__file__).resolve().parent.parent / "vm"
+VM_DIR = Path(__file__).resolve().parents[2] / "vm"
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from harness.apply import Applied
-from harness.compare import Change, Compared
-from harness.discover import Plan
+from harness.boot.kernel import Kernel
+from harness.boot.vm import Accel
+from harness.boot.vm import Outcome as VmOutcome
+from harness.build.discover import Plan
 from harness.errors import GuestError, HarnessError, SelectionError, tail
-from harness.kernel import Kernel
-from harness.results import INCOMPLETE, Parsed, Result, Status
-from harness.series import Series
-from harness.tree import Tree
-from harness.vm import Accel
-from harness.vm import Outcome as VmOutcome
+from harness.outcome.compare import Change, Compared
+from harness.outcome.results import INCOMPLETE, Parsed, Result, Status
+from harness.source.apply import Applied
+from harness.source.series import Series
+from harness.source.tree import Tree
 
 SCHEMA = 2
 SIGNALLED = 128  # exit statuses from here up: killed by a signal (a crash)
@@ -268,7 +268,7 @@ class GateReport(Common):
         return "\n".join(lines)
 
 
-# --- junit.xml (harness/junit.xsd describes what is written here) -------------------
+# --- junit.xml (harness/outcome/junit.xsd describes what is written here) -------------------
 
 
 def testcase(suite: ET.Element, name: str, seconds: float | None = None) -> ET.Element:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import proc
+from harness.host import proc
 
 TIMEOUT = 600.0
 IDENTITY: Mapping[str, str] = {
