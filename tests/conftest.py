@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _every_junit_validates(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Whatever a test leaves in its tmp_path, every junit.xml must match harness/outcome/junit.xsd."""
+    """Every junit.xml a test leaves in its tmp_path must match harness/outcome/junit.xsd."""
     from junit_schema import validate  # noqa: PLC0415
 
     # test_junit_schema writes invalid documents on purpose.
