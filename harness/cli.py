@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from harness import errors, gate, run
+from harness.boot import kconfig, kernel
 from harness.btf import verify
 from harness.btf.shadow import Rules
 from harness.build import targeted as build
@@ -273,6 +274,26 @@ def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="test_progs's exit status, when known (default 0)")
 
 
+def _add_kconfig(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "kconfig", help="check a kernel config against config profiles and fragments",
+        description="Profiles: struct_ops (what `run` checks a prebuilt kernel against), "
+                    "minimal (boots under the harness's QEMU, plus struct_ops), selftests "
+                    "(minimal plus the tree's own selftests configs).",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
+                               help="check")
+    check = actions.add_parser("check", help="print the options a kernel config lacks "
+                               "(exit 1 when any is missing)")
+    add = check.add_argument
+    add("--kernel-config", type=Path, help="the config to check (default: the .config of "
+        "the prebuilt kernel `run` boots for the default tree)")
+    add("--kconfig", action="append", metavar="PROFILE|FILE", help="a profile "
+        f"({', '.join(kconfig.PROFILES)}) or a fragment file; repeatable, merged in order; "
+        "default struct_ops")
+    _common_tree(add)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=__doc__, epilog=EXIT_CODES_HELP,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -281,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     _add_series(sub)
     _add_shadow(sub)
     _add_parse(sub)
+    _add_kconfig(sub)
     return p
 
 
@@ -400,8 +422,41 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     return EXIT_TEST_FAILURE if failed else EXIT_PASS
 
 
+def _prebuilt_config() -> Path:
+    """The .config of the prebuilt kernel that matches Debian's linux-source."""
+    upstream = tree.debian_source_version().split("-", 1)[0].split("+", 1)[0]
+    return kernel.find_prebuilt(upstream).headers / ".config"
+
+
+def cmd_kconfig(args: argparse.Namespace) -> int:
+    specs = args.kconfig or ["struct_ops"]
+    tree_path = None
+    if "selftests" in specs:
+        cache = Cache((args.cache or default_cache()).resolve())
+        logs = args.out or cache.logs()
+        tree_path = tree.select(args.tree, args.rev or DEFAULTS.rev, cache, logs).path
+    config = args.kernel_config or _prebuilt_config()
+    try:
+        actual = kconfig.parse(config.read_text(errors="replace"))
+    except OSError as exc:
+        raise errors.UsageError(f"--kernel-config {config}: cannot read ({exc.strerror})"
+                                ) from exc
+    wanted, notes = kconfig.merge(kconfig.fragments(specs, tree_path))
+    unmet = kconfig.check(wanted, actual)
+    if args.json:
+        print(json.dumps({"config": str(config), "profiles": specs, "wanted": len(wanted),
+                          "overrides": notes, "unmet": [vars(u) for u in unmet]}, indent=2))
+    else:
+        print(f"{config}: {len(wanted) - len(unmet)} of {len(wanted)} options as "
+              f"{' + '.join(specs)} asks")
+        print("\n".join([f"  override: {n}" for n in notes] +
+                        [f"  missing: {u.line()}" for u in unmet]) or "  nothing missing")
+    return EXIT_TEST_FAILURE if unmet else EXIT_PASS
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": cmd_run, "series": cmd_series, "shadow": cmd_shadow, "parse": cmd_parse}
+    "run": cmd_run, "series": cmd_series, "shadow": cmd_shadow, "parse": cmd_parse,
+    "kconfig": cmd_kconfig}
 
 
 def _raise_aborted(signum: int, _frame: FrameType | None) -> None:

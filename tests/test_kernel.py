@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.boot import kernel
+from harness.boot import kconfig, kernel
 from harness.errors import TreeError
 
 
@@ -36,13 +36,15 @@ def test_headers_must_exist(tmp_path: Path) -> None:
 
 
 def test_config_check() -> None:
-    required = kernel.required_options()
-    assert required["CONFIG_DEBUG_INFO_BTF_MODULES"] == "y"
-    assert required["CONFIG_MODULE_SIG_FORCE"] == "n"
-    have = dict(required) | {"CONFIG_DEBUG_INFO_BTF_MODULES": "n", "CONFIG_MODULE_SIG_FORCE": "y"}
-    assert kernel.unmet(required, have) == [
-        "CONFIG_DEBUG_INFO_BTF_MODULES=y (kernel has n)",
-        "CONFIG_MODULE_SIG_FORCE=n (kernel has y)",
+    wanted, notes = kconfig.merge(kconfig.fragments(["struct_ops"], None))
+    assert notes == []
+    assert wanted["CONFIG_DEBUG_INFO_BTF_MODULES"].value == "y"
+    assert wanted["CONFIG_MODULE_SIG_FORCE"].value == "n"
+    have = {n: w.value for n, w in wanted.items()} | {
+        "CONFIG_DEBUG_INFO_BTF_MODULES": "n", "CONFIG_MODULE_SIG_FORCE": "y"}
+    assert [u.line() for u in kconfig.check(wanted, have)] == [
+        "CONFIG_DEBUG_INFO_BTF_MODULES=y (kernel has n; from kernel_configs/struct_ops.config)",
+        "CONFIG_MODULE_SIG_FORCE=n (kernel has y; from kernel_configs/struct_ops.config)",
     ]
-    assert kernel.parse_config("CONFIG_A=y\n# CONFIG_B is not set\n") == {
+    assert kconfig.parse("CONFIG_A=y\n# CONFIG_B is not set\n") == {
         "CONFIG_A": "y", "CONFIG_B": "n"}

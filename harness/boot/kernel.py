@@ -7,12 +7,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.boot import kconfig
 from harness.errors import TreeError
 
 FLAVOUR_ORDER = ("cloud-amd64", "amd64")
-CONFIG_FRAGMENT = "struct_ops.config"
 HASH_LIMIT = 64 << 20
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "kernel_configs"
 
 
 @dataclass(frozen=True)
@@ -87,34 +86,11 @@ def explicit(image: Path, headers: Path) -> Kernel:
     return Kernel(image=image, headers=headers, release=release_file.read_text().strip())
 
 
-def parse_config(text: str) -> dict[str, str]:
-    """CONFIG_X=y lines and '# CONFIG_X is not set' lines, as {name: value or 'n'}."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        if m := re.match(r"^(CONFIG_\w+)=(.*)$", line):
-            values[m[1]] = m[2]
-        elif m := re.match(r"^# (CONFIG_\w+) is not set", line):
-            values[m[1]] = "n"
-    return values
-
-
-def unmet(required: dict[str, str], actual: dict[str, str]) -> list[str]:
-    """Options of the fragment that the kernel's config does not set as required."""
-    problems = []
-    for name, want in required.items():
-        have = actual.get(name, "n")
-        if have != want:
-            problems.append(f"{name}={want} (kernel has {have})")
-    return problems
-
-
-def required_options() -> dict[str, str]:
-    return parse_config((CONFIG_DIR / CONFIG_FRAGMENT).read_text())
-
-
-def check_config(kernel: Kernel) -> list[str]:
-    """Unmet options, read from the headers' .config (empty when it cannot be read)."""
+def check_config(kernel: Kernel, profile: str = "struct_ops") -> list[str]:
+    """Unmet options of a profile, read from the headers' .config (none when unreadable)."""
     config = kernel.headers / ".config"
     if not config.is_file():
         return []
-    return unmet(required_options(), parse_config(config.read_text(errors="replace")))
+    wanted, _ = kconfig.merge(kconfig.fragments([profile], None))
+    actual = kconfig.parse(config.read_text(errors="replace"))
+    return [u.line() for u in kconfig.check(wanted, actual)]

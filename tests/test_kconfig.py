@@ -1,0 +1,88 @@
+"""Config fragments, profiles and `harness kconfig check` (pure, and the CLI on small files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.boot import kconfig
+from harness.errors import UsageError
+
+
+def _frag(source: str, **options: str) -> kconfig.Fragment:
+    return kconfig.Fragment(source, {f"CONFIG_{k}": v for k, v in options.items()})
+
+
+def test_merge_later_wins_and_says_so() -> None:
+    wanted, notes = kconfig.merge([_frag("a", X="y", Y="m"), _frag("b", X="n", Z="y"),
+                                   _frag("c", Y="m")])
+    assert {n: (w.value, w.source) for n, w in wanted.items()} == {
+        "CONFIG_X": ("n", "b"), "CONFIG_Y": ("m", "c"), "CONFIG_Z": ("y", "b")}
+    assert notes == ["CONFIG_X: y (a) overridden by n (b)"]
+
+
+def test_check_rules() -> None:
+    wanted, _ = kconfig.merge([_frag("f", A="y", B="m", C="n", D="y", E="64")])
+    actual = {"CONFIG_A": "y", "CONFIG_B": "y", "CONFIG_D": "m", "CONFIG_E": "32"}
+    assert [(u.name, u.have) for u in kconfig.check(wanted, actual)] == [
+        ("CONFIG_D", "m"), ("CONFIG_E", "32")]  # built in serves a module; absent is n
+
+
+def test_profiles_compose(tmp_path: Path) -> None:
+    minimal = kconfig.fragments(["minimal"], None)
+    assert [f.source for f in minimal] == ["kernel_configs/minimal.config",
+                                           "kernel_configs/struct_ops.config"]
+    wanted, _ = kconfig.merge(minimal)
+    assert wanted["CONFIG_NET_NS"].value == "y" and wanted["CONFIG_ACPI"].value == "y"
+    with pytest.raises(UsageError, match="needs a kernel tree"):
+        kconfig.fragments(["selftests"], None)
+    st = tmp_path / "tools/testing/selftests/bpf"
+    st.mkdir(parents=True)
+    (st / "config").write_text("CONFIG_BPF_LSM=y\n")
+    (st / "config.x86_64").write_text("CONFIG_HZ=1000\n")
+    names = [f.source for f in kconfig.fragments(["selftests"], tmp_path)]
+    assert names[2:] == ["tools/testing/selftests/bpf/config",
+                         "tools/testing/selftests/bpf/config.x86_64"]
+
+
+def test_bad_fragments(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read"):
+        kconfig.fragments([str(tmp_path / "absent.config")], None)
+    (tmp_path / "notes.txt").write_text("hello\n")
+    with pytest.raises(UsageError, match="no CONFIG_ lines"):
+        kconfig.fragments([str(tmp_path / "notes.txt")], None)
+
+
+def test_cli_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / ".config"
+    config.write_text("CONFIG_A=y\n# CONFIG_B is not set\n")
+    frag = tmp_path / "want.config"
+    frag.write_text("CONFIG_A=y\nCONFIG_B=y\n")
+    argv = ["kconfig", "check", "--kernel-config", str(config), "--kconfig", str(frag)]
+    assert cli.main(argv) == cli.EXIT_TEST_FAILURE
+    assert f"missing: CONFIG_B=y (kernel has n; from {frag})" in capsys.readouterr().out
+    assert cli.main([*argv, "--json"]) == cli.EXIT_TEST_FAILURE
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["wanted"] == 2 and [u["name"] for u in printed["unmet"]] == ["CONFIG_B"]
+    config.write_text("CONFIG_A=y\nCONFIG_B=y\n")
+    assert cli.main(argv) == cli.EXIT_PASS
+    assert cli.main(["kconfig", "check", "--kernel-config", str(tmp_path / "nope"),
+                     "--kconfig", str(frag)]) == cli.EXIT_USAGE
+
+
+@pytest.mark.build
+def test_prebuilt_kernel_against_the_profiles(default_tree: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Debian's cloud kernel has what the harness needs, not all the selftests ask for."""
+    assert cli.main(["kconfig", "check"]) == cli.EXIT_PASS
+    assert cli.main(["kconfig", "check", "--kconfig", "minimal"]) == cli.EXIT_PASS
+    capsys.readouterr()
+    assert cli.main(["kconfig", "check", "--kconfig", "selftests", "--json"]) == (
+        cli.EXIT_TEST_FAILURE)
+    printed = json.loads(capsys.readouterr().out)
+    sources = {u["source"] for u in printed["unmet"]}
+    assert "tools/testing/selftests/bpf/config" in sources
+    assert not any(s.startswith("kernel_configs/") for s in sources)
