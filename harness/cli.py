@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from harness import errors, gate, run
 from harness.boot import kconfig, kernel
@@ -148,9 +148,7 @@ def finish(rep: Finishable, as_json: bool) -> int:
     write_files(rep)
     if as_json:
         print(json.dumps(rep.as_dict(), indent=2))
-    if rep.error is not None:
-        print(f"harness: error: {rep.error.line()}", file=sys.stderr)
-    print(rep.summary(), file=sys.stderr)
+    print(rep.summary(), file=sys.stderr)  # its first line: the verdict and the error
     return rep.exit_code
 
 
@@ -191,23 +189,35 @@ def _tests(value: str) -> tuple[str, ...]:
 Adder = Callable[..., argparse.Action]
 
 
-def _common_tree(add: Adder) -> None:
+def _common_tree(add: Adder, *, rev: bool = True, json: bool = True) -> None:
+    """--tree, --rev, --cache, --out and --json, for the commands where they mean something."""
     add("--tree", type=Path, help="a kernel git tree (default: Debian's linux-source-6.12, "
         "unpacked once into the cache); never written to")
-    add("--rev", help=f"commit of --tree to use (default {DEFAULTS.rev})")
+    if rev:
+        add("--rev", help=f"commit of --tree to use (default {DEFAULTS.rev})")
     add("--cache", type=Path, help="where trees and builds are kept "
         "(default $HARNESS_CACHE or ~/.cache/harness)")
     add("--out", type=Path, help="run directory for logs and reports "
         "(default harness-runs/run-<time>)")
-    add("--json", action="store_true", help="print report.json (or the result) on stdout")
+    if json:
+        add("--json", action="store_true", help="print report.json (or the result) on stdout")
 
 
-def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "run", help="build, boot and run the selected BPF selftests; print a verdict",
-        description="Build bpftool, libbpf, bpf_testmod and a targeted test_progs from a "
-                    "kernel tree, boot a QEMU VM and run the selected prog_tests.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _command(sub: Subcommands, name: str, help_text: str,
+             description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose help ends with the exit-code table."""
+    return sub.add_parser(name, help=help_text, description=description or help_text,
+                          epilog=EXIT_CODES_HELP,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _add_run(sub: Subcommands) -> None:
+    p = _command(sub, "run", "build, boot and run the selected BPF selftests; print a verdict",
+                 "Build bpftool, libbpf, bpf_testmod and a targeted test_progs from a kernel "
+                 "tree, boot a QEMU VM and run the selected prog_tests.")
     add = p.add_argument
     _common_tree(add)
     add("--series", metavar="SRC", help="gate a series: apply it, run on the base and on "
@@ -230,10 +240,8 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         f"nothing (exit {EXIT_DRY_RUN})")
 
 
-def _add_series(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("series", help="read or apply a patch series",
-                       epilog=EXIT_CODES_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_series(sub: Subcommands) -> None:
+    p = _command(sub, "series", "read or apply a patch series")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
                                help="show or apply")
     show = actions.add_parser("show", help="list what a series contains, with warnings")
@@ -241,17 +249,15 @@ def _add_series(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                                "harness-owned worktree and report each patch")
     for a in (show, check):
         a.add_argument("src", help="mbox, format-patch dir, BASE..TIP (in --tree) or msg-id")
-        _common_tree(a.add_argument)
+        _common_tree(a.add_argument, rev=a is check)
     show.add_argument("--manifest", type=Path, help="compare with a patches/manifests file")
 
 
-def _add_shadow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "shadow", help="emulate bpftool's struct_ops shadow types from BPF objects",
-        description="Print the skeleton's `struct_ops` block for each object, computed from "
-                    "its BTF alone; --verify compares with the real bpftool built from the "
-                    "tree and compiles a size/offset check.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_shadow(sub: Subcommands) -> None:
+    p = _command(sub, "shadow", "emulate bpftool's struct_ops shadow types from BPF objects",
+                 "Print the skeleton's `struct_ops` block for each object, computed from its "
+                 "BTF alone; --verify compares with the real bpftool built from the tree and "
+                 "compiles a size/offset check.")
     add = p.add_argument
     add("objects", nargs="+", type=Path, metavar="OBJ", help="BPF object files (.bpf.o)")
     add("--rules", choices=[r.value for r in Rules], default=Rules.MAINLINE.value,
@@ -262,25 +268,21 @@ def _add_shadow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add("--bpftool", type=Path, help="bpftool to compare with (default: built from --tree "
         "or the default tree)")
     add("--clang", help=f"clang for the layout check (default {DEFAULTS.toolchain.clang})")
-    _common_tree(add)
+    _common_tree(add, json=False)
 
 
-def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("parse", help="parse a saved test_progs log and print the verdict",
-                       epilog=EXIT_CODES_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_parse(sub: Subcommands) -> None:
+    p = _command(sub, "parse", "parse a saved test_progs log and print the verdict")
     p.add_argument("log", type=Path, help="a test_progs.log from a run directory")
     p.add_argument("--exit-status", type=int, default=0,
                    help="test_progs's exit status, when known (default 0)")
 
 
-def _add_kconfig(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "kconfig", help="check a kernel config against config profiles and fragments",
-        description="Profiles: struct_ops (what `run` checks a prebuilt kernel against), "
-                    "minimal (boots under the harness's QEMU, plus struct_ops), selftests "
-                    "(minimal plus the tree's own selftests configs).",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_kconfig(sub: Subcommands) -> None:
+    p = _command(sub, "kconfig", "check a kernel config against config profiles and fragments",
+                 "Profiles: struct_ops (what `run` checks a prebuilt kernel against), minimal "
+                 "(boots under the harness's QEMU, plus struct_ops), selftests (minimal plus "
+                 "the tree's own selftests configs).")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
                                help="check")
     check = actions.add_parser("check", help="print the options a kernel config lacks "
@@ -377,7 +379,7 @@ def cmd_series(args: argparse.Namespace) -> int:
     series.require_complete(loaded)
     src = tree.resolve(cfg.tree, cfg.rev, cfg.out)
     with Cache(cfg.cache).lock(f"{src.key}-series"):
-        applied, _ = gate.apply_onto(cfg, src, loaded, _progress)
+        applied = gate.apply_onto(cfg, src, loaded, _progress)
     if args.json:
         print(json.dumps([r.as_dict() for r in applied.results], indent=2))
     else:

@@ -53,43 +53,44 @@ def _conflict_error(applied: apply.Applied) -> ApplyError:
 
 
 def apply_onto(cfg: RunConfig, base: tree.Source, patches: series.Series,
-               progress: run.Progress) -> tuple[apply.Applied, tree.Tree]:
-    """Check out the base, then apply the series in the worktree (or plan it: dry run).
+               progress: run.Progress) -> apply.Applied:
+    """Apply the series in a worktree of the base's repository (a dry run: plan it).
 
     The caller holds the worktree's lock; the base's lock is taken here while the
-    worktree is created from the base's repository.
+    worktree is created from the base's repository (the base is not checked out: its
+    own run does that).
     """
     cache = Cache(cfg.cache)
     worktree = cache.worktree(f"{base.key}-series")
     with cache.lock(base.key, progress):
-        old = tree.checkout(base, cache, cfg.out)
+        commit = tree.repository(base, cache, cfg.out)
         if cfg.dry_run:
-            return apply.planned(patches, worktree, old.commit), old
+            return apply.planned(patches, worktree, commit)
         progress("applying the series")
-        apply.prepare(old.path, old.commit, worktree, cfg.out / "patches")
-    return apply.apply_series(patches, worktree, old.commit, cfg.out), old
+        apply.prepare(cache.tree(base.key), commit, worktree, cfg.out / "patches")
+    return apply.apply_series(patches, worktree, commit, cfg.out)
 
 
-def _series_tree(base: tree.Tree, applied: apply.Applied, source: str) -> tree.Tree:
+def _series_tree(base: tree.Source, applied: apply.Applied, source: str) -> tree.Tree:
     return tree.Tree(path=applied.worktree, origin=f"{base.origin} + series {source}",
                      commit=applied.head, version=tree.check_kernel_tree(applied.worktree),
                      key=f"{base.key}-series")
 
 
-def _sides(cfg: RunConfig, rep: GateReport, progress: run.Progress, base_src: tree.Source,
-           old: tree.Tree) -> None:
+def _sides(cfg: RunConfig, rep: GateReport, progress: run.Progress,
+           base_src: tree.Source) -> None:
     assert rep.applied is not None
     rep.base = _side(cfg, "base", progress, FixedSource(base_src))
-    if rep.base.verdict is Verdict.DRY_RUN:
-        rep.verdict = Verdict.DRY_RUN
-        rep.reason = (f"nothing applied, built or booted (--dry-run); "
-                      f"{len(rep.applied.results)} patches would be applied")
-        return
     if _lacks_tests(rep.base):
         progress(f"base: {rep.base.reason}; every subtest of the series side counts as new")
     elif _stopped(rep, rep.base, "base"):
         return
-    new_tree = _series_tree(old, rep.applied, rep.source)
+    if cfg.dry_run:  # the series side is the same plan on the worktree: nothing to add
+        rep.verdict = Verdict.DRY_RUN
+        rep.reason = (f"nothing applied, built or booted (--dry-run); "
+                      f"{len(rep.applied.results)} patches would be applied")
+        return
+    new_tree = _series_tree(base_src, rep.applied, rep.source)
     series_src = tree.Source(key=new_tree.key, origin=new_tree.origin, commit=new_tree.commit)
     rep.series_run = _side(cfg, "series", progress, FixedSource(series_src, new_tree))
     if _stopped(rep, rep.series_run, "series"):
@@ -123,10 +124,10 @@ def _gate(cfg: RunConfig, rep: GateReport, progress: run.Progress) -> None:
     base_src = tree.resolve(cfg.tree, cfg.rev, cfg.out)
     cache = Cache(cfg.cache)
     with cache.lock(f"{base_src.key}-series", progress):
-        rep.applied, old = apply_onto(cfg, base_src, patches, progress)
+        rep.applied = apply_onto(cfg, base_src, patches, progress)
         if rep.applied.conflicts:
             raise _conflict_error(rep.applied)
-        _sides(cfg, rep, progress, base_src, old)
+        _sides(cfg, rep, progress, base_src)
 
 
 def execute(cfg: RunConfig, source: str, progress: run.Progress) -> GateReport:

@@ -18,7 +18,7 @@ from pathlib import Path
 from harness.boot import initramfs, kernel, vm
 from harness.build import discover
 from harness.build import targeted as build
-from harness.config import RunConfig
+from harness.config import DEFAULTS, RunConfig
 from harness.errors import Aborted, HarnessError, TreeError, UsageError, internal_error
 from harness.host import toolchain
 from harness.host.cache import Cache
@@ -78,6 +78,9 @@ def check_inputs(cfg: RunConfig) -> None:
         kernel.explicit(cfg.kernel, cfg.headers)
     if cfg.tree is not None:
         tree.check_kernel_tree(cfg.tree)
+    elif cfg.rev != DEFAULTS.rev:
+        raise UsageError(f"--rev {cfg.rev} needs --tree: the default tree (Debian's "
+                         f"linux-source) has a single commit")
 
 
 def _select_kernel(cfg: RunConfig, version: str) -> kernel.Kernel:

@@ -339,3 +339,16 @@ def test_series_adding_the_selected_test_gates_it_as_new(world: dict[str, Path])
     assert changes["struct_ops_module/struct_ops_load"] == "new-failing"
     assert set(changes.values()) == {"new", "new-failing"}
     assert rep.verdict is Verdict.FAIL and cli.exit_code(rep.verdict, rep.error) == 1
+
+
+def test_dry_run_of_a_series_adding_the_selected_test_is_no_pass(
+        world: dict[str, Path]) -> None:
+    """The base lacks the test and nothing is applied: still a dry run, never a pass."""
+    cfg = dataclasses.replace(_cfg(world, dry_run=True), tests=("brand_new",))
+    mbox = _mbox(world, '#include "test_progs.h"', '#include "test_progs.h" /* x */')
+    with proc.using(_sided("test_progs-pass.log")):
+        from harness import gate  # noqa: PLC0415
+
+        rep = gate.execute(cfg, str(mbox), lambda _: None)
+    assert rep.verdict is Verdict.DRY_RUN and rep.series_run is None
+    assert cli.exit_code(rep.verdict, rep.error) == cli.EXIT_DRY_RUN

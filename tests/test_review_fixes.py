@@ -99,3 +99,10 @@ def test_waiting_for_a_lock_says_so(tmp_path: Path) -> None:
         assert time.monotonic() - asked > 0.5  # acquired only once the holder let go
     assert len(heard) == 1 and "another harness run holds k" in heard[0]
     holder.wait()
+
+
+def test_rev_without_tree_is_a_usage_error(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "run")
+    assert cli.main(["run", "--rev", "HEAD~1", "--dry-run", "--out", out]) == cli.EXIT_USAGE
+    assert "--rev HEAD~1 needs --tree" in capsys.readouterr().err

@@ -170,7 +170,7 @@ class Real:
             return Streamed(p.returncode, stopped, time.monotonic() - start)
 
 
-def _wait(p: subprocess.Popen[bytes], req: Request) -> int:
+def _wait(p: subprocess.Popen[Any], req: Request) -> int:
     try:
         return p.wait(timeout=req.timeout)
     except subprocess.TimeoutExpired as exc:
@@ -266,22 +266,12 @@ def capture(argv: Sequence[str], *, timeout: float = 30, with_stderr: bool = Fal
 
 
 def foreground(argv: Sequence[str], *, timeout: float, cwd: Path | None = None) -> int:
-    """Run argv with the terminal's stdin, stdout and stderr (bootstrap's tox tiers).
+    """Run argv with the terminal's stdout and stderr (bootstrap's tox tiers).
 
     Not through the backend: nothing is captured, so there is nothing to replay.
     """
-    try:
-        p = subprocess.Popen(list(argv), cwd=cwd, start_new_session=True)
-    except (FileNotFoundError, PermissionError) as exc:
-        raise ToolchainError(f"{argv[0]}: cannot run it ({exc.strerror})") from exc
-    try:
-        return p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        kill_group(p)
-        raise ProcTimeout(argv, timeout, None) from exc
-    except BaseException:
-        kill_group(p)
-        raise
+    req = Request(tuple(argv), timeout, None, cwd)
+    return _wait(_popen(req), req)
 
 
 def stream(

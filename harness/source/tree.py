@@ -110,7 +110,6 @@ def _import_tarball(path: Path, version: str, log_dir: Path) -> None:
                   "--strip-components=1"], log=log_dir / "tree-unpack.log", timeout=900)
         git = vcs.Git(scratch, log_dir, timeout=1800)
         git.run("init", "-q")
-        git.run("config", "gc.auto", "0")  # no background repack after the big commit
         git.run("add", "-f", "-A")
         dated = {"GIT_AUTHOR_DATE": vcs.FIXED_DATE, "GIT_COMMITTER_DATE": vcs.FIXED_DATE}
         git.run("commit", "-q", "-m", f"Debian {SOURCE_PACKAGE} {version}",
@@ -152,22 +151,32 @@ def resolve(path: Path | None, rev: str, log_dir: Path) -> Source:
     return default_source() if path is None else user_source(path, rev, log_dir)
 
 
-def checkout(src: Source, cache: Cache, log_dir: Path) -> Tree:
-    """The tree on disk, in a directory the harness owns.  Hold cache.lock(src.key)."""
+def repository(src: Source, cache: Cache, log_dir: Path) -> str:
+    """The owned repository (imported or cloned on first use); returns the commit to test.
+
+    Enough for a worktree of the commit (the series gate); `checkout` also lays the tree
+    out.  Hold cache.lock(src.key).
+    """
     path = cache.tree(src.key)
     if src.repo is None:
         assert src.version is not None
         if not (path / ".git").is_dir():
             _import_tarball(path, src.version, log_dir)
-        commit = vcs.Git(path, log_dir).head()
-    else:
-        assert src.commit is not None
-        _owned_clone(src.repo, path, log_dir)
+        return vcs.Git(path, log_dir).head()
+    assert src.commit is not None
+    _owned_clone(src.repo, path, log_dir)
+    return src.commit
+
+
+def checkout(src: Source, cache: Cache, log_dir: Path) -> Tree:
+    """The tree on disk, in a directory the harness owns.  Hold cache.lock(src.key)."""
+    path = cache.tree(src.key)
+    commit = repository(src, cache, log_dir)
+    if src.repo is not None:  # a clone of the user's tree: lay out the requested commit
         git = vcs.Git(path, log_dir)
         git.drop_stale_lock()
-        git.run("checkout", "-q", "-f", "--detach", src.commit)
+        git.run("checkout", "-q", "-f", "--detach", commit)
         git.run("clean", "-q", "-fdx")
-        commit = src.commit
     return Tree(path=path, origin=src.origin, commit=commit, version=check_kernel_tree(path),
                 key=src.key, warning=src.warning)
 
