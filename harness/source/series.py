@@ -289,16 +289,6 @@ def diff_problem(diff: str) -> DiffProblem | None:
     return _finish(scan)
 
 
-def _counts_problem(stats: tuple[FileStat, ...], diff: str) -> DiffProblem | None:
-    """unidiff counted nothing although the diff has '@@' lines: it skipped them."""
-    if any(f.added or f.removed for f in stats):
-        return None
-    for number, line in enumerate(diff.split("\n"), start=1):
-        if line.startswith("@@"):
-            return DiffProblem(number, line, "unidiff read no added or removed line here")
-    return None
-
-
 def diffstat(diff: str, where: str) -> tuple[FileStat, ...]:
     """Per-file counts from a unified diff; a diff that does not parse is an input error."""
     if not diff:
@@ -313,15 +303,11 @@ def diffstat(diff: str, where: str) -> tuple[FileStat, ...]:
         raise SeriesError(f"{where}: corrupt diff ({detail}); {REGENERATE}") from exc
     if not patch_set:
         raise SeriesError(f"{where}: 'diff --git' found but no file diff could be read")
-    stats = tuple(
+    return tuple(
         FileStat(path=f.path, added=f.added, removed=f.removed, hunks=len(f),
                  is_new=f.is_added_file)
         for f in patch_set
     )
-    problem = _counts_problem(stats, diff)
-    if problem is not None:
-        raise SeriesError(f"{where}: corrupt diff at {problem.describe()}; {REGENERATE}")
-    return stats
 
 
 def _body_text(msg: EmailMessage) -> str:
