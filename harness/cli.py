@@ -27,11 +27,12 @@ from types import FrameType
 from typing import Any, Protocol, TypeAlias
 
 from harness import errors, gate, run
-from harness.boot import kconfig, kernel
+from harness.boot import choice, kconfig, kernel
 from harness.btf import verify
 from harness.btf.shadow import Rules
 from harness.build import targeted as build
 from harness.config import ACCELS, DEFAULTS, RunConfig, Toolchain, VmSpec, default_cache
+from harness.host import cache as cache_mod
 from harness.host import toolchain
 from harness.host.cache import Cache
 from harness.outcome import results
@@ -60,10 +61,13 @@ EXITS: tuple[Exit, ...] = (
     Exit(2, "", Verdict.ERROR, errors.ParseError),
     Exit(3, "not a kernel tree, bad `--rev`, or no kernel matching the tree", Verdict.ERROR,
          errors.TreeError),
-    Exit(4, "a required program or package is missing", Verdict.ERROR, errors.ToolchainError),
+    Exit(4, "a required program or package is missing, or older than the tree's kernel "
+            "build needs (gcc, pahole: the message names it)", Verdict.ERROR,
+         errors.ToolchainError),
     Exit(5, "`--tests` matched no prog_test in the tree, or test_progs ran no test",
          Verdict.ERROR, errors.SelectionError),
-    Exit(6, "build failure (bpftool, libbpf, bpf_testmod, test_progs)", Verdict.ERROR,
+    Exit(6, "build failure (the kernel, bpftool, libbpf, bpf_testmod, test_progs: the "
+            "message has the first compiler error)", Verdict.ERROR,
          errors.BuildError),
     Exit(7, "the VM did not boot, the kernel panicked, the VM was lost, or test_progs could "
             "not run in it (no result and no crash)", Verdict.ERROR, errors.BootError),
@@ -78,6 +82,9 @@ EXITS: tuple[Exit, ...] = (
     Exit(12, "dry run: nothing was built, applied or tested (never a pass)", Verdict.DRY_RUN),
     Exit(13, "a helper command (git, tar, dpkg-query, ...) failed; the message names it and "
              "its log", Verdict.ERROR, errors.ProcError),
+    Exit(14, "kernel config: a requested option (`--kconfig`, kernel_configs/) is not in "
+             "the tree's Kconfig, or olddefconfig dropped or changed it (the message names "
+             "the unmet dependency)", Verdict.ERROR, errors.ConfigError),
     Exit(70, "internal error (a bug in harness; `traceback.txt` in the run directory)",
          Verdict.ERROR, errors.InternalError),
     Exit(130, "aborted by Ctrl-C, SIGTERM or SIGHUP (children ended, report written with "
@@ -85,7 +92,7 @@ EXITS: tuple[Exit, ...] = (
 )
 EXIT_PASS, EXIT_TEST_FAILURE, EXIT_USAGE, EXIT_BAD_TREE, EXIT_MISSING_TOOL = 0, 1, 2, 3, 4
 EXIT_NO_TESTS, EXIT_BUILD, EXIT_BOOT, EXIT_TIMEOUT, EXIT_BAD_SERIES = 5, 6, 7, 8, 9
-EXIT_APPLY, EXIT_BAD_OBJECT, EXIT_DRY_RUN, EXIT_COMMAND = 10, 11, 12, 13
+EXIT_APPLY, EXIT_BAD_OBJECT, EXIT_DRY_RUN, EXIT_COMMAND, EXIT_CONFIG = 10, 11, 12, 13, 14
 EXIT_INTERNAL, EXIT_ABORTED = 70, 130
 
 
@@ -224,9 +231,15 @@ def _add_run(sub: Subcommands) -> None:
         "base+series and compare (SRC: mbox, format-patch dir, BASE..TIP in --tree, msg-id)")
     add("--tests", type=_tests, help="comma-separated prog_tests (file stems or test "
         f"names; default {','.join(DEFAULTS.tests)})")
-    add("--kernel", type=Path, help="kernel image to boot instead of the installed one "
-        "(needs --headers)")
-    add("--headers", type=Path, help="kbuild directory of --kernel, with a BTF vmlinux")
+    add("--kernel", metavar="auto|prebuilt|build|IMAGE", help="the kernel to boot: auto "
+        "(default: the installed Debian kernel when it is provably the tree's own, else "
+        "built from the tree), prebuilt (the installed kernel, with a warning when that is "
+        "not provably right), build (always from the tree), or an image file (with "
+        "--headers)")
+    add("--headers", type=Path, help="kbuild directory of --kernel IMAGE, with a BTF vmlinux")
+    add("--kconfig", action="append", metavar="PROFILE|FILE", help="config of a kernel "
+        f"built from the tree: a profile ({', '.join(kconfig.PROFILES)}) or a fragment "
+        f"file; repeatable, merged in order (default {','.join(DEFAULTS.kconfig)})")
     add("--accel", choices=ACCELS, help="QEMU accelerator (default tcg; HARNESS_ACCEL=tcg "
         "forces TCG whatever is asked)")
     add("--clang", help=f"clang for BPF programs (default {DEFAULTS.toolchain.clang})")
@@ -296,6 +309,24 @@ def _add_kconfig(sub: Subcommands) -> None:
     _common_tree(add)
 
 
+def _add_cache(sub: Subcommands) -> None:
+    p = _command(sub, "cache", "show or free what the cache holds (trees, builds, kernel "
+                 "build workspaces of several GB each, ccache)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
+                               help="show or prune")
+    show = actions.add_parser("show", help="list the cache's entries with their size")
+    free = actions.add_parser("prune", help="delete entries no running harness uses "
+                              "(default: everything but the imported and cloned trees)")
+    for a in (show, free):
+        a.add_argument("--cache", type=Path, help="the cache (default $HARNESS_CACHE or "
+                       "~/.cache/harness)")
+        a.add_argument("--json", action="store_true", help="print the entries as JSON")
+    free.add_argument("--kind", action="append", choices=cache_mod.KINDS,
+                      help="only entries of this kind (repeatable)")
+    free.add_argument("--all", action="store_true", help="trees too (they are imported "
+                      "or cloned again on next use)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=__doc__, epilog=EXIT_CODES_HELP,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -305,12 +336,22 @@ def parser() -> argparse.ArgumentParser:
     _add_shadow(sub)
     _add_parse(sub)
     _add_kconfig(sub)
+    _add_cache(sub)
     return p
 
 
 def _given(**values: Any) -> dict[str, Any]:
     """Only the options the user gave: everything else keeps config.py's default."""
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _kernel_options(value: str | None) -> dict[str, Any]:
+    """--kernel auto|prebuilt|build, or an image path (mode "image")."""
+    if value is None:
+        return {}
+    if value in choice.MODES:
+        return {"kernel_mode": value}
+    return {"kernel_mode": "image", "kernel": Path(value)}
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -322,8 +363,10 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         out=(get("out") or _default_out()).resolve(),
         cache=(get("cache") or default_cache()).resolve(),
         vm=vm, toolchain=Toolchain(**_given(clang=get("clang"))),
-        **_given(tree=get("tree"), rev=get("rev"), tests=get("tests"), kernel=get("kernel"),
-                 headers=get("headers"), jobs=get("jobs"), dry_run=get("dry_run")),
+        **_kernel_options(get("kernel")),
+        **_given(tree=get("tree"), rev=get("rev"), tests=get("tests"), headers=get("headers"),
+                 kconfig=tuple(get("kconfig") or ()) or None, jobs=get("jobs"),
+                 dry_run=get("dry_run")),
     )
 
 
@@ -456,9 +499,37 @@ def cmd_kconfig(args: argparse.Namespace) -> int:
     return EXIT_TEST_FAILURE if unmet else EXIT_PASS
 
 
+def _mib(kib: int) -> str:
+    return f"{kib / 1024:9.1f} MiB"
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    cache = Cache((args.cache or default_cache()).resolve())
+    if args.action == "show":
+        rows = [(e, cache_mod.size_kib(e.path)) for e in cache.entries()]
+        if args.json:
+            print(json.dumps([{"kind": e.kind, "path": str(e.path), "kib": k}
+                              for e, k in rows], indent=2))
+            return EXIT_PASS
+        for e, kib in rows:
+            print(f"{_mib(kib)}  {e.kind:16} {e.path}")
+        print(f"{_mib(sum(k for _, k in rows))}  in all, under {cache.root}")
+        return EXIT_PASS
+    kinds = args.kind or [k for k in cache_mod.KINDS if args.all or k != "tree"]
+    pruned = cache_mod.prune(cache, kinds)
+    if args.json:
+        print(json.dumps([{"kind": p.entry.kind, "path": str(p.entry.path), "kib": p.kib,
+                           "removed": p.removed} for p in pruned], indent=2))
+        return EXIT_PASS
+    for p in pruned:
+        print(f"{_mib(p.kib)}  {'freed' if p.removed else 'in use, kept':12} {p.entry.path}")
+    print(f"{_mib(sum(p.kib for p in pruned if p.removed))}  freed")
+    return EXIT_PASS
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "series": cmd_series, "shadow": cmd_shadow, "parse": cmd_parse,
-    "kconfig": cmd_kconfig}
+    "kconfig": cmd_kconfig, "cache": cmd_cache}
 
 
 def _raise_aborted(signum: int, _frame: FrameType | None) -> None:

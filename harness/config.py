@@ -41,6 +41,7 @@ class Toolchain:
 @dataclass(frozen=True)
 class Timeouts:
     build: float = 1800.0
+    kernel_build: float = 7200.0  # a cold build of the selftests profile takes an hour here
     boot: float = 120.0
     run: float = 900.0
 
@@ -60,8 +61,10 @@ class RunConfig:
     tree: Path | None = None
     rev: str = "HEAD"
     tests: tuple[str, ...] = DEFAULT_TESTS
+    kernel_mode: str = "auto"  # auto | prebuilt | build | image (kernel and headers set)
     kernel: Path | None = None
     headers: Path | None = None
+    kconfig: tuple[str, ...] = ("minimal",)  # profiles and fragments of a built kernel
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     vm: VmSpec = VmSpec()
     timeouts: Timeouts = Timeouts()

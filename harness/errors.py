@@ -39,11 +39,16 @@ class TreeError(HarnessError):
 
 
 class ToolchainError(HarnessError):
-    """A program or library the build needs is not installed."""
+    """A program or library the build needs is not installed, or is older than the tree
+    needs."""
 
 
 class SelectionError(HarnessError):
     """The requested tests match nothing in the tree (or test_progs ran none)."""
+
+
+class ConfigError(HarnessError):
+    """A requested kernel config option is unknown, or olddefconfig dropped or changed it."""
 
 
 class BuildError(HarnessError):

@@ -12,6 +12,8 @@ import dataclasses
 from pathlib import Path
 
 from harness import run
+from harness.boot import choice
+from harness.build import kernel_reads
 from harness.config import RunConfig
 from harness.errors import ApplyError, HarnessError, SelectionError, internal_error
 from harness.host import toolchain
@@ -24,9 +26,11 @@ from harness.source import apply, series, tree
 class FixedSource(run.TreeSource):
     """A side whose tree was resolved (and, for the series side, prepared) by the gate."""
 
-    def __init__(self, src: tree.Source, prepared: tree.Tree | None = None) -> None:
+    def __init__(self, src: tree.Source, prepared: tree.Tree | None = None,
+                 decided: choice.Choice | None = None) -> None:
         self.src = src
         self.prepared = prepared
+        self.decided = decided
 
     def resolve(self, cfg: RunConfig) -> tree.Source:
         return self.src
@@ -35,6 +39,9 @@ class FixedSource(run.TreeSource):
         if self.prepared is not None:
             return self.prepared
         return tree.checkout(src, cache, log_dir)
+
+    def kernel_choice(self, cfg: RunConfig, t: tree.Tree) -> choice.Choice:
+        return self.decided or super().kernel_choice(cfg, t)
 
 
 def _side(cfg: RunConfig, name: str, progress: run.Progress, source: run.TreeSource,
@@ -74,13 +81,30 @@ def apply_onto(cfg: RunConfig, base: tree.Source, patches: series.Series,
 def _series_tree(base: tree.Source, applied: apply.Applied, source: str) -> tree.Tree:
     return tree.Tree(path=applied.worktree, origin=f"{base.origin} + series {source}",
                      commit=applied.head, version=tree.check_kernel_tree(applied.worktree),
-                     key=f"{base.key}-series")
+                     key=f"{base.key}-series", base_key=base.key)
+
+
+def kernel_choices(cfg: RunConfig, base: tree.Source, applied: apply.Applied,
+                   patches: series.Series) -> choice.GateChoice | None:
+    """One decision for both sides (like for like); None for --kernel IMAGE or a dry run."""
+    if cfg.kernel_mode == "image" or cfg.dry_run:
+        return None
+    version = tree.check_kernel_tree(applied.worktree)
+    rule = kernel_reads.derive(applied.worktree)
+    cache = Cache(cfg.cache)
+    diff = choice.difference(cache.tree(base.key), applied.base, version=version, rule=rule,
+                             cache=cache, log_dir=cfg.out, release=run.prebuilt_release(version))
+    files = [choice.PatchFiles(p.label, tuple(f.path for f in p.files))
+             for p in patches.patches]
+    return choice.decide_gate(cfg.kernel_mode, diff, files, rule)
 
 
 def _sides(cfg: RunConfig, rep: GateReport, progress: run.Progress,
            base_src: tree.Source) -> None:
-    assert rep.applied is not None
-    rep.base = _side(cfg, "base", progress, FixedSource(base_src))
+    assert rep.applied is not None and rep.series is not None
+    decided = kernel_choices(cfg, base_src, rep.applied, rep.series)
+    rep.base = _side(cfg, "base", progress,
+                     FixedSource(base_src, decided=decided.base if decided else None))
     if _lacks_tests(rep.base):
         progress(f"base: {rep.base.reason}; every subtest of the series side counts as new")
     elif _stopped(rep, rep.base, "base"):
@@ -92,7 +116,8 @@ def _sides(cfg: RunConfig, rep: GateReport, progress: run.Progress,
         return
     new_tree = _series_tree(base_src, rep.applied, rep.source)
     series_src = tree.Source(key=new_tree.key, origin=new_tree.origin, commit=new_tree.commit)
-    rep.series_run = _side(cfg, "series", progress, FixedSource(series_src, new_tree))
+    rep.series_run = _side(cfg, "series", progress, FixedSource(
+        series_src, new_tree, decided.series if decided else None))
     if _stopped(rep, rep.series_run, "series"):
         return
     _judge(rep, rep.base, rep.series_run)

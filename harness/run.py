@@ -1,4 +1,4 @@
-"""The gate pipeline: inputs → preflight → tree → kernel → discover → build → boot → parse.
+"""The gate pipeline: inputs → preflight → tree → discover → kernel → build → boot → parse.
 
 Each stage is timed, returns what it found, and the pipeline puts it on the report; the
 first error stops the chain and is kept on the report for cli.py to turn into an exit
@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.boot import initramfs, kernel, vm
-from harness.build import discover
+from harness.boot import choice, initramfs, kconfig, kernel, vm
+from harness.build import discover, kbuild, kernel_reads
 from harness.build import targeted as build
 from harness.config import DEFAULTS, RunConfig
 from harness.errors import Aborted, HarnessError, TreeError, UsageError, internal_error
@@ -61,7 +61,8 @@ class Stages:
 
 
 class TreeSource:
-    """Where a run's tree comes from: resolved before locking, checked out under the lock."""
+    """Where a run's tree comes from: resolved before locking, checked out under the lock;
+    and which kernel it boots (the series gate decides that for both its sides)."""
 
     def resolve(self, cfg: RunConfig) -> tree.Source:
         return tree.resolve(cfg.tree, cfg.rev, cfg.out)
@@ -69,11 +70,30 @@ class TreeSource:
     def checkout(self, src: tree.Source, cache: Cache, log_dir: Path) -> tree.Tree:
         return tree.checkout(src, cache, log_dir)
 
+    def kernel_choice(self, cfg: RunConfig, t: tree.Tree) -> choice.Choice:
+        if cfg.kernel_mode == "image":
+            return choice.Choice(choice.How.IMAGE, "--kernel IMAGE --headers DIR")
+        diff = choice.difference(t.path, t.commit, version=t.version,
+                                 rule=kernel_reads.derive(t.path), cache=Cache(cfg.cache),
+                                 log_dir=cfg.out, release=prebuilt_release(t.version))
+        return choice.decide(cfg.kernel_mode, diff)
+
+
+def prebuilt_release(version: str) -> str | None:
+    try:
+        return kernel.find_prebuilt(version).release
+    except TreeError:
+        return None
+
 
 def check_inputs(cfg: RunConfig) -> None:
     """Usage checks that need no tool: run before the preflight, so they are answered first."""
     if bool(cfg.kernel) != bool(cfg.headers):
         raise UsageError("--kernel IMAGE and --headers DIR go together; pass both")
+    if cfg.kconfig != DEFAULTS.kconfig and cfg.kernel_mode in ("prebuilt", "image"):
+        raise UsageError(f"--kconfig configures a kernel built from the tree; it means "
+                         f"nothing with --kernel {cfg.kernel or cfg.kernel_mode}")
+    kconfig.check_specs(cfg.kconfig)
     if cfg.kernel and cfg.headers:
         kernel.explicit(cfg.kernel, cfg.headers)
     if cfg.tree is not None:
@@ -83,10 +103,17 @@ def check_inputs(cfg: RunConfig) -> None:
                          f"linux-source) has a single commit")
 
 
-def _select_kernel(cfg: RunConfig, version: str) -> kernel.Kernel:
-    if cfg.kernel and cfg.headers:
+def _ready_kernel(cfg: RunConfig, how: choice.How, version: str) -> kernel.Kernel:
+    """The image given on the command line, or the installed kernel (its config checked)."""
+    if how is choice.How.IMAGE:
+        assert cfg.kernel is not None and cfg.headers is not None
         return kernel.explicit(cfg.kernel, cfg.headers)
-    return kernel.find_prebuilt(version)
+    k = kernel.find_prebuilt(version)
+    unmet = kernel.check_config(k)
+    if unmet:
+        raise TreeError(f"kernel {k.release} lacks options the tests need: "
+                        f"{', '.join(unmet)}; pass --kernel build")
+    return k
 
 
 def _preflight(cfg: RunConfig, st: Stages, rep: RunReport) -> vm.Accel:
@@ -97,14 +124,36 @@ def _preflight(cfg: RunConfig, st: Stages, rep: RunReport) -> vm.Accel:
     return rep.accel
 
 
-def _kernel(cfg: RunConfig, st: Stages, t: tree.Tree) -> kernel.Kernel:
+def kbuild_context(cfg: RunConfig, rep: RunReport, progress: Progress) -> kbuild.KbuildContext:
+    return kbuild.KbuildContext(
+        cache=Cache(cfg.cache), log_dir=cfg.out, toolchain=cfg.toolchain, jobs=cfg.jobs,
+        timeout=cfg.timeouts.kernel_build, versions=rep.versions, progress=progress,
+        ccache=toolchain.has_ccache())
+
+
+def _kernel(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource,
+            held: contextlib.ExitStack) -> kernel.Kernel:
+    """Choose the kernel and, when it is built, build it (its workspace stays locked)."""
+    t = rep.tree
+    assert t is not None
     with st.step("kernel"):
-        k = _select_kernel(cfg, t.version)
-        unmet = kernel.check_config(k)
-        if unmet:
-            raise TreeError(f"kernel {k.release} lacks options the tests need: "
-                            f"{', '.join(unmet)}")
-    return k
+        rep.kernel_choice = source.kernel_choice(cfg, t)
+        if rep.kernel_choice.warning:
+            st.progress(f"warning: {rep.kernel_choice.warning}")
+        if rep.kernel_choice.how is not choice.How.BUILD:
+            return _ready_kernel(cfg, rep.kernel_choice.how, t.version)
+        fragments = kconfig.fragments(cfg.kconfig, t.path, building=True)
+    ctx = kbuild_context(cfg, rep, st.progress)
+    if cfg.dry_run:
+        ws = kbuild.workspace(ctx, t.lineage, kconfig.merge(fragments)[0])
+        return kernel.Kernel(image=cfg.out / "bzImage", headers=ws.out,
+                             release="(not built: --dry-run)")
+    with st.step("build-kernel", "build-kernel.log"):
+        ws = kbuild.workspace(ctx, t.lineage, kconfig.merge(fragments)[0])
+        held.enter_context(Cache(cfg.cache).lock(ws.lock, st.progress))
+        built = kbuild.build(ctx, t.path, t.commit, t.lineage, fragments)
+        rep.kernel_build = built.as_dict()
+    return built.kernel
 
 
 def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
@@ -152,14 +201,14 @@ def _pipeline(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource) ->
     with st.step("resolve"):
         src = source.resolve(cfg)
     cache = Cache(cfg.cache)
-    with cache.lock(src.key, st.progress):
+    with cache.lock(src.key, st.progress), contextlib.ExitStack() as held:
         with st.step("tree"):
             rep.tree = source.checkout(src, cache, cfg.out)
             if rep.tree.warning:
                 st.progress(f"warning: {rep.tree.warning}")
-        rep.kernel = _kernel(cfg, st, rep.tree)
-        with st.step("discover"):
+        with st.step("discover"):  # before the kernel: no kernel is built for no tests
             rep.plan = discover.load_plan(rep.tree.path, cfg.tests)
+        rep.kernel = _kernel(cfg, st, rep, source, held)
         rep.qemu = _qemu(cfg, rep.kernel, accel)
         if cfg.dry_run:
             rep.verdict, rep.reason = Verdict.DRY_RUN, "nothing built or booted (--dry-run)"

@@ -94,8 +94,16 @@ class FakeProcs:
 
     def stream(self, req: proc.Request, on_line: Callable[[str], None],
                watchdog: proc.Watchdog | None) -> proc.Streamed:
+        assert req.log is not None
+        if "qemu" not in req.argv[0]:  # a streamed build: the rules, line by line
+            done = self.run(req)  # records the call
+            for line in done.output.splitlines():
+                on_line(line)
+            if watchdog is not None:
+                watchdog(0.0)
+            return proc.Streamed(done.returncode, None, 0.0)
         self.calls.append(list(req.argv))
-        assert self.vm is not None and req.log is not None, "no VM script for a stream"
+        assert self.vm is not None, "no VM script for a stream"
         script = self.vm(req)
         run_dir = req.log.parent
         for name, text in script.channels.items():

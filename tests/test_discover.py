@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.build import discover
-from harness.errors import BuildError, SelectionError
+from harness.errors import BuildError, SelectionError, TreeError
 
 TEST_SOURCE = """\
 #include <test_progs.h>
@@ -81,3 +81,9 @@ def test_backport_with_missing_program_is_named(default_tree: Path) -> None:
     # 6.12.117's prog_tests/bpf_attr_size.c includes a skeleton whose program is absent.
     with pytest.raises(BuildError, match=r"bpf_attr_size\.c includes .*progs/.*\.c is not"):
         discover.load_plan(default_tree, ("bpf_attr_size",))
+
+
+def test_selftests_without_a_makefile_is_a_tree_error(tmp_path: Path) -> None:
+    (tmp_path / "tools/testing/selftests/bpf/prog_tests").mkdir(parents=True)
+    with pytest.raises(TreeError, match=r"selftests/bpf/Makefile: cannot read"):
+        discover.load_plan(tmp_path, ("test_struct_ops_module",))

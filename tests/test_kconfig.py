@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,11 @@ def test_profiles_compose(tmp_path: Path) -> None:
     assert [f.source for f in minimal] == ["kernel_configs/minimal.config",
                                            "kernel_configs/struct_ops.config"]
     wanted, _ = kconfig.merge(minimal)
-    assert wanted["CONFIG_NET_NS"].value == "y" and wanted["CONFIG_ACPI"].value == "y"
+    assert wanted["CONFIG_NET_NS"].value == "y" and wanted["CONFIG_DEBUG_INFO_BTF"].value == "y"
+    assert "CONFIG_ACPI" not in wanted  # /init reboots; QEMU -no-reboot exits
+    built = kconfig.fragments(["minimal"], None, building=True)
+    assert [f.source for f in built][-1] == "kernel_configs/trim.config"
+    assert kconfig.merge(built)[0]["CONFIG_IPV6"].value == "n"  # left out, not required
     with pytest.raises(UsageError, match="needs a kernel tree"):
         kconfig.fragments(["selftests"], None)
     st = tmp_path / "tools/testing/selftests/bpf"
@@ -86,3 +91,75 @@ def test_prebuilt_kernel_against_the_profiles(default_tree: Path,
     sources = {u["source"] for u in printed["unmet"]}
     assert "tools/testing/selftests/bpf/config" in sources
     assert not any(s.startswith("kernel_configs/") for s in sources)
+
+
+# --- why an option did not survive olddefconfig (kconfiglib on a small Kconfig) --------
+
+SMALL_KCONFIG = """\
+config MODULES
+\tbool "modules"
+\tmodules
+
+config PAHOLE_VERSION
+\tint
+\tdefault 124
+
+config SECURITY
+\tbool "security"
+
+config BPF
+\tbool "bpf"
+
+config BPF_LSM
+\tbool "lsm"
+\tdepends on BPF && SECURITY
+
+config DEBUG_INFO_BTF
+\tbool "btf"
+\tdepends on BPF && PAHOLE_VERSION >= 125
+
+choice
+\tprompt "mode"
+config MODE_A
+\tbool "a"
+config MODE_B
+\tbool "b"
+endchoice
+"""
+
+
+def _explain(tmp_path: Path, config: str, **want: str) -> list[kconfig.Explained]:
+    (tmp_path / "Kconfig").write_text(SMALL_KCONFIG)
+    (tmp_path / ".config").write_text(config)
+    unmet = [kconfig.Unmet(f"CONFIG_{n}", v, "n", "frag.config") for n, v in want.items()]
+    return kconfig.explain(tmp_path / "Kconfig", tmp_path / ".config", unmet,
+                           {"srctree": str(tmp_path)})
+
+
+def test_explain_names_the_unmet_dependency(tmp_path: Path) -> None:
+    [e] = _explain(tmp_path, "CONFIG_BPF=y\n", BPF_LSM="y")
+    assert e.blockers == ("SECURITY (SECURITY=n)",) and e.tool is None
+    assert e.line() == ("CONFIG_BPF_LSM=y became n after olddefconfig (from frag.config): "
+                        "it depends on SECURITY (SECURITY=n)")
+
+
+def test_explain_finds_a_toolchain_version(tmp_path: Path) -> None:
+    [e] = _explain(tmp_path, "CONFIG_BPF=y\n", DEBUG_INFO_BTF="y")
+    assert e.tool == "pahole"
+    assert "PAHOLE_VERSION >= 125 (PAHOLE_VERSION=124)" in e.line()
+
+
+def test_explain_unknown_option_and_other_causes(tmp_path: Path) -> None:
+    unknown, chosen = _explain(tmp_path, "CONFIG_MODE_A=y\n", NO_SUCH_OPTION="y", MODE_B="y")
+    assert unknown.unknown
+    assert unknown.line() == ("CONFIG_NO_SUCH_OPTION (from frag.config) is not an option of "
+                              "this tree's Kconfig")
+    assert not chosen.unknown and chosen.blockers == ()
+    assert "a choice or a select overrides it" in chosen.line()
+
+
+def test_explain_restores_the_environment(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("srctree", "/elsewhere")
+    _explain(tmp_path, "", BPF="y")
+    assert os.environ["srctree"] == "/elsewhere"  # noqa: SIM112 (kbuild spells it so)

@@ -88,7 +88,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
 def _cfg(world: dict[str, Path], name: str = "run", **extra: object) -> RunConfig:
     root = world["root"]
     return RunConfig(out=root / name, cache=root / "cache", tree=world["linux"],
-                     kernel=world["image"], headers=world["headers"], jobs=1,
+                     kernel_mode="image", kernel=world["image"], headers=world["headers"], jobs=1,
                      toolchain=Toolchain(busybox=str(world["busybox"])), **extra)  # type: ignore[arg-type]
 
 
@@ -96,7 +96,7 @@ def _stages(rep: RunReport) -> list[tuple[str, str]]:
     return [(s.name, s.status) for s in rep.stages]
 
 
-PIPELINE = ["inputs", "preflight", "resolve", "tree", "kernel", "discover", "build-bpftool",
+PIPELINE = ["inputs", "preflight", "resolve", "tree", "discover", "kernel", "build-bpftool",
             "build-testmod", "build-test_progs", "initramfs", "boot+run", "parse"]
 
 

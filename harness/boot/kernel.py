@@ -19,6 +19,7 @@ class Kernel:
     image: Path
     headers: Path  # a kbuild directory with Makefile and a BTF vmlinux
     release: str  # "6.12.117+deb12-cloud-amd64"
+    identity: str | None = None  # a built kernel: its commit and config (else read below)
 
     @property
     def vmlinux(self) -> Path:
@@ -28,8 +29,11 @@ class Kernel:
         """Names the kernel's types: its release and its BTF vmlinux's content.
 
         Small (BTF-only) vmlinux files are hashed; a large one (a kernel built with debug
-        info) is named by its path, size and modification time.
+        info) is named by its path, size and modification time.  A kernel the harness
+        built is named by the commit and config it was built from.
         """
+        if self.identity is not None:
+            return self.identity
         try:
             st = self.vmlinux.stat()
         except OSError:
@@ -39,7 +43,8 @@ class Kernel:
         return f"{self.release} {self.vmlinux} {st.st_size} {st.st_mtime_ns}"
 
     def as_dict(self) -> dict[str, str]:
-        return {"image": str(self.image), "headers": str(self.headers), "release": self.release}
+        return {"image": str(self.image), "headers": str(self.headers), "release": self.release,
+                "identity": self.fingerprint()}
 
 
 def _flavour_rank(release: str) -> int:
@@ -71,7 +76,7 @@ def find_prebuilt(version: str, boot: Path = Path("/boot"), src: Path = Path("/u
     raise TreeError(
         f"the tree is Linux {version} but no installed kernel matches it (installed: {have}); "
         f"install linux-image-{version}+deb12-cloud-amd64 and its headers, or pass "
-        f"--kernel IMAGE --headers DIR"
+        f"--kernel build (built from the tree) or --kernel IMAGE --headers DIR"
     )
 
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import BuildError, SelectionError
+from harness.errors import BuildError, SelectionError, TreeError
 
 SELFTESTS = Path("tools/testing/selftests/bpf")
 
@@ -161,10 +161,18 @@ def _no_match(name: str, candidates: list[str]) -> str:
             f"{SELFTESTS}/prog_tests{hint}")
 
 
+def _makefile(root: Path) -> str:
+    try:
+        return (root / "Makefile").read_text(errors="replace")
+    except OSError as exc:
+        raise TreeError(f"{root / 'Makefile'}: cannot read ({exc.strerror}); the tree's BPF "
+                        f"selftests are incomplete") from exc
+
+
 def load_plan(tree: Path, requested: tuple[str, ...]) -> Plan:
     """Read the tree's selftests and return what the selected tests need."""
     root = tree / SELFTESTS
-    makefile = (root / "Makefile").read_text()
+    makefile = _makefile(root)
     sources = {p.stem: p.read_text(errors="replace") for p in (root / "prog_tests").glob("*.c")}
     available = {stem: test_functions(text) for stem, text in sources.items()}
     stems = resolve_names(requested, available)
@@ -189,7 +197,7 @@ def defines_struct_ops(source: str) -> bool:
 def load_objects_plan(tree: Path) -> Plan:
     """Every progs/*.c that defines a struct_ops map, to build as plain objects."""
     root = tree / SELFTESTS
-    makefile = (root / "Makefile").read_text()
+    makefile = _makefile(root)
     names = tuple(sorted(p.stem for p in (root / "progs").glob("*.c")
                          if defines_struct_ops(p.read_text(errors="replace"))))
     return Plan(tests=(), extra_sources=(), prog_cflags=prog_cflags(makefile), objects=names)

@@ -3,6 +3,9 @@
     <root>/trees/<key>          harness-owned git trees (Debian import, clones of user trees)
     <root>/worktrees/<key>      series worktrees (key: "<base key>-series")
     <root>/build/<key>/<part>   build outputs, one directory per set of inputs
+    <root>/kbuild/<lineage>/    kernel build workspaces (harness/build/kbuild.py): src,
+                                config-<key>, out-<key>; locked as "kbuild-<lineage>"
+    <root>/ccache               ccache's store for kernel builds
     <root>/locks/<key>.lock     one lock per tree key, held from checkout through build
     <root>/logs/<time>-<pid>    logs of commands that have no run directory
 
@@ -20,9 +23,11 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.host import proc
 
 _held: dict[tuple[str, str, int], int] = {}
 _guard = threading.Lock()
@@ -32,6 +37,27 @@ def digest(inputs: Mapping[str, str]) -> str:
     """A short stable hash of named inputs."""
     text = json.dumps(dict(inputs), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str  # one of LAYOUT's kinds
+    path: Path
+    lock: str | None  # the lock to hold while deleting it (None: none needed)
+
+
+# kind, glob under the root, the lock that covers it
+LAYOUT: tuple[tuple[str, str, Callable[[Path], str | None]], ...] = (
+    ("tree", "trees/*", lambda p: p.name),
+    ("series worktree", "worktrees/*", lambda p: p.name),
+    ("build", "build/*/*", lambda p: p.parent.name),
+    ("kernel source", "kbuild/*/src", lambda p: f"kbuild-{p.parent.name}"),
+    ("kernel config", "kbuild/*/config-*", lambda p: f"kbuild-{p.parent.name}"),
+    ("kernel build", "kbuild/*/out-*", lambda p: f"kbuild-{p.parent.name}"),
+    ("ccache", "ccache", lambda p: None),
+    ("logs", "logs", lambda p: None),
+)
+KINDS = tuple(kind for kind, _, _ in LAYOUT)
 
 
 @dataclass(frozen=True)
@@ -105,8 +131,61 @@ class Cache:
             fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 
+    @contextlib.contextmanager
+    def try_lock(self, key: str) -> Iterator[bool]:
+        """The lock of `key` if nobody holds it (True), else nothing (False)."""
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(locks / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def entries(self) -> list[Entry]:
+        """What the cache holds, one entry per tree, worktree, build and workspace part."""
+        found: list[Entry] = []
+        for kind, pattern, lock in LAYOUT:
+            for path in sorted(self.root.glob(pattern)):
+                if path.is_dir():
+                    found.append(Entry(kind, path, lock(path)))
+        return found
+
     def forget(self, key: str) -> None:
         """Delete a tree's clone, series worktree and builds."""
         for place in (self.tree(key), self.worktree(f"{key}-series"),
                       self.root / "build" / key, self.root / "build" / f"{key}-series"):
             shutil.rmtree(place, ignore_errors=True)
+
+
+def size_kib(path: Path) -> int:
+    """Disk use of a directory, in KiB (du)."""
+    out = proc.capture(["du", "-sk", str(path)], timeout=600)
+    return int(out.split()[0]) if out.split() else 0
+
+
+@dataclass(frozen=True)
+class Pruned:
+    entry: Entry
+    kib: int
+    removed: bool  # False: in use by a running harness, kept
+
+
+def prune(cache: Cache, kinds: Sequence[str]) -> list[Pruned]:
+    """Delete the entries of the given kinds that no running harness holds."""
+    done: list[Pruned] = []
+    for entry in cache.entries():
+        if entry.kind not in kinds:
+            continue
+        kib = size_kib(entry.path)
+        with contextlib.ExitStack() as stack:
+            free = entry.lock is None or stack.enter_context(cache.try_lock(entry.lock))
+            if free:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        done.append(Pruned(entry, kib, free))
+    return done

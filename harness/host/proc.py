@@ -281,6 +281,7 @@ def stream(
     timeout: float,
     on_line: Callable[[str], None],
     watchdog: Watchdog | None = None,
+    env: Mapping[str, str | None] | None = None,
 ) -> Streamed:
     """Run argv, teeing each output line to `log` and handing it to `on_line`.
 
@@ -289,4 +290,4 @@ def stream(
     `timeout` passes).  Exceptions (Ctrl-C) end the process group before propagating.
     """
     _record(log, argv, None)
-    return _current().stream(Request(tuple(argv), timeout, log), on_line, watchdog)
+    return _current().stream(Request(tuple(argv), timeout, log, env=env), on_line, watchdog)

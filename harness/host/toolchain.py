@@ -65,6 +65,11 @@ def check(tc: Toolchain) -> None:
         raise ToolchainError(f"{busybox} is not a static busybox: {_hint('busybox-static')}")
 
 
+def has_ccache() -> bool:
+    """Kernel builds go through ccache (Debian's ccache) when it is installed."""
+    return shutil.which("ccache") is not None
+
+
 def versions(tc: Toolchain) -> dict[str, str]:
     """First line of each tool's --version, for the report."""
     found: dict[str, str] = {}

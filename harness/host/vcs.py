@@ -91,3 +91,25 @@ class Git:
         if commit is None:
             raise proc.ProcError(["git", "rev-parse", "HEAD"], 1, "no HEAD commit", None)
         return commit
+
+
+def worktree_at(repo_dir: Path, commit: str, dest: Path, log_dir: Path) -> Git:
+    """A detached worktree of a harness-owned repository at `commit`, clean.
+
+    Created on first use; afterwards checked out in place, so git rewrites only the files
+    that differ (make's timestamps stay valid for the rest).  The caller holds the locks
+    of the repository and of the worktree.
+    """
+    if not (dest / ".git").exists():
+        repo = Git(repo_dir, log_dir)
+        repo.run("worktree", "prune")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        repo.run("worktree", "add", "--force", "--detach", str(dest), commit)
+    wt = Git(dest, log_dir)
+    wt.drop_stale_lock()
+    return wt
+
+
+def clean_checkout(wt: Git, commit: str) -> None:
+    wt.run("checkout", "-q", "-f", "--detach", commit)
+    wt.run("clean", "-q", "-fdx")

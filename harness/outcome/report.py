@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from harness.boot.choice import Choice
 from harness.boot.kernel import Kernel
 from harness.boot.vm import Accel
 from harness.boot.vm import Outcome as VmOutcome
@@ -131,6 +132,8 @@ class RunReport(Common):
     stages: list[Stage] = field(default_factory=list)
     tree: Tree | None = None
     kernel: Kernel | None = None
+    kernel_choice: Choice | None = None
+    kernel_build: dict[str, object] | None = None  # kbuild.Built.as_dict()
     accel: Accel | None = None
     versions: dict[str, str] = field(default_factory=dict)
     plan: Plan | None = None
@@ -154,7 +157,7 @@ class RunReport(Common):
             "run_dir": str(self.run_dir),
             "requested_tests": list(self.requested_tests),
             "tree": self.tree.as_dict() if self.tree else None,
-            "kernel": self.kernel.as_dict() if self.kernel else None,
+            "kernel": self.kernel_dict(),
             "accelerator": {"name": self.accel.name, "why": self.accel.note}
             if self.accel else None,
             "versions": self.versions,
@@ -166,6 +169,25 @@ class RunReport(Common):
             "stages": [vars(s) for s in self.stages],
             "subtests": [_subtest_dict(r) for r in self.subtests],
         }
+
+    def kernel_dict(self) -> dict[str, Any] | None:
+        if self.kernel is None and self.kernel_choice is None:
+            return None
+        return {**(self.kernel.as_dict() if self.kernel else {}),
+                "choice": self.kernel_choice.as_dict() if self.kernel_choice else None,
+                "build": self.kernel_build}
+
+    def kernel_lines(self) -> list[str]:
+        out = []
+        if self.kernel_choice:
+            what = self.kernel.release if self.kernel else "kernel"
+            out.append(f"  kernel: {what}, {self.kernel_choice.how.value}: "
+                       f"{self.kernel_choice.reason}")
+            if self.kernel_choice.warning:
+                out.append(f"  warning: {self.kernel_choice.warning}")
+        elif self.kernel:
+            out.append(f"  kernel: {self.kernel.image} ({self.kernel.release})")
+        return out
 
     def log_tail(self) -> str | None:
         """The end of the run's output, for a run that failed or broke."""
@@ -188,6 +210,8 @@ class RunReport(Common):
         lines = [f"{self.verdict.upper()}: {self.reason}"]
         if self.verdict is Verdict.DRY_RUN:
             lines += self.plan_lines()
+        else:
+            lines += self.kernel_lines()
         if self.subtests:
             c = self.counts()
             lines.append(f"  subtests: {c['pass']} passed, {c['fail']} failed, "
@@ -201,8 +225,7 @@ class RunReport(Common):
         if self.tree:
             out.append(f"  tree: {self.tree.origin} at {self.tree.commit[:12]} "
                        f"(Linux {self.tree.version})")
-        if self.kernel:
-            out.append(f"  kernel: {self.kernel.image} ({self.kernel.release})")
+        out += self.kernel_lines()
         if self.plan:
             out.append(f"  tests: {', '.join(self.plan.functions)}")
         if self.qemu:
@@ -264,6 +287,9 @@ class GateReport(Common):
             lines += ["  " + ln for ln in self.base.plan_lines()]
             lines.append("  series side: the base tree with the patches above applied, "
                          "the same kernel and tests")
+        for name, side in (("base", self.base), ("series", self.series_run)):
+            if side is not None and self.verdict is not Verdict.DRY_RUN:
+                lines += [f"  {name} {ln.strip()}" for ln in side.kernel_lines()]
         lines.append(f"  report: {self.run_dir / 'report.json'}")
         return "\n".join(lines)
 

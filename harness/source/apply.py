@@ -159,16 +159,9 @@ def prepare(repo_dir: Path, base: str, dest: Path, log_dir: Path) -> None:
 
     The caller holds the locks of the repository and of the worktree.
     """
-    if not (dest / ".git").exists():
-        repo = vcs.Git(repo_dir, log_dir)
-        repo.run("worktree", "prune")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        repo.run("worktree", "add", "--force", "--detach", str(dest), base)
-    wt = vcs.Git(dest, log_dir)
-    wt.drop_stale_lock()
+    wt = vcs.worktree_at(repo_dir, base, dest, log_dir)
     wt.run("am", "--abort", check=False, log="git-am-abort.log")
-    wt.run("checkout", "-q", "-f", "--detach", base)
-    wt.run("clean", "-q", "-fdx")
+    vcs.clean_checkout(wt, base)
 
 
 @dataclass(frozen=True)

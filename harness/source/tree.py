@@ -32,6 +32,12 @@ class Tree:
     version: str  # "6.12.117"
     key: str  # names this tree's build cache
     warning: str | None = None
+    base_key: str | None = None  # a series worktree: the key of the tree it was applied to
+
+    @property
+    def lineage(self) -> str:
+        """Names the kernel build workspace: a series side builds incrementally on its base."""
+        return self.base_key or self.key
 
     def as_dict(self) -> dict[str, str | None]:
         return {"path": str(self.path), "origin": self.origin, "commit": self.commit,

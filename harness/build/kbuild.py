@@ -1,0 +1,320 @@
+"""Building the kernel from a tree, incrementally, in a kbuild workspace the harness owns.
+
+    <cache>/kbuild/<lineage>/src            a git worktree of the tree's repository, checked
+                                            out in place at each commit to build (git
+                                            rewrites only what differs, so make's
+                                            timestamps hold for the rest)
+    <cache>/kbuild/<lineage>/config-<key>/  where the config is made (tinyconfig, the
+                                            fragments, olddefconfig) and checked
+    <cache>/kbuild/<lineage>/out-<key>/     the O= build directory; <key> names the
+                                            requested options, the arch and the compilers
+
+A tree's lineage is the tree a series was applied to, so a series side is an incremental
+build of its base.  The user's tree is never written: `src` is a worktree of the
+harness-owned clone.  After a build, `harness-stamp.json` records the commit, the
+config's and the image's hashes; a later run reuses the image without running make only
+when all three match.  The bzImage is copied into the run directory, so nothing a later
+build rewrites can change what this run boots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.boot import kconfig
+from harness.boot.kernel import Kernel
+from harness.build.targeted import first_error
+from harness.config import Toolchain
+from harness.errors import BuildError, ConfigError, HarnessTimeout, ToolchainError
+from harness.host import proc, vcs
+from harness.host.cache import Cache, digest
+
+ARCH = "x86_64"
+SRCARCH = "x86"
+IMAGE = "arch/x86/boot/bzImage"
+STAMP = "harness-stamp.json"
+TARGETS = ("bzImage", "modules")
+BASE_CONFIG = "tinyconfig"
+OBJECT_RE = re.compile(r"^\s+(?:CC|AS)(?:\s+\[M\])?\s+(\S+\.o)\s*$")
+PROGRESS_EVERY = 10.0  # seconds between progress lines during a build
+
+
+@dataclass(frozen=True)
+class KbuildContext:
+    cache: Cache
+    log_dir: Path  # the run directory
+    toolchain: Toolchain
+    jobs: int
+    timeout: float
+    versions: Mapping[str, str]  # toolchain.versions()
+    progress: Callable[[str], None]
+    ccache: bool = False
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    lineage: str
+    key: str  # names the requested config and the compilers
+
+    @property
+    def src(self) -> Path:
+        return self.root / "src"
+
+    @property
+    def out(self) -> Path:
+        return self.root / f"out-{self.key}"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / f"config-{self.key}"
+
+    @property
+    def lock(self) -> str:
+        return f"kbuild-{self.lineage}"
+
+
+def workspace(ctx: KbuildContext, lineage: str, wanted: Mapping[str, kconfig.Wanted],
+              ) -> Workspace:
+    """The workspace for a lineage and a requested config (see the module doc)."""
+    inputs = {"options": json.dumps({k: w.value for k, w in sorted(wanted.items())}),
+              "base": BASE_CONFIG, "arch": ARCH, "cc": ctx.toolchain.cc,
+              "gcc": ctx.versions.get("gcc", ""), "pahole": ctx.versions.get("pahole", ""),
+              "ccache": str(ctx.ccache)}
+    return Workspace(ctx.cache.root / "kbuild" / lineage, lineage, digest(inputs))
+
+
+@dataclass(frozen=True)
+class Built:
+    kernel: Kernel
+    commit: str
+    config_sha: str
+    compiled: int  # objects this build compiled (0 when the image was reused)
+    reused: bool
+    seconds: float
+    workspace: Path
+
+    def as_dict(self) -> dict[str, object]:
+        return {"commit": self.commit, "config_sha256": self.config_sha,
+                "objects_compiled": self.compiled, "reused": self.reused,
+                "seconds": round(self.seconds, 1), "workspace": str(self.workspace)}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- toolchain minimums ---------------------------------------------------------------
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def check_compiler(ctx: KbuildContext, src: Path) -> None:
+    """gcc at least the tree's own minimum (scripts/min-tool-version.sh)."""
+    script = src / "scripts/min-tool-version.sh"
+    if not script.is_file():
+        return
+    try:
+        need = proc.capture(["sh", str(script), "gcc"]).strip()
+        have = proc.capture([ctx.toolchain.cc, "-dumpfullversion"]).strip()
+    except proc.ProcError:
+        return
+    if need and have and version_tuple(have) < version_tuple(need):
+        raise ToolchainError(f"{ctx.toolchain.cc} {have} is older than this tree's minimum "
+                             f"{need} (scripts/min-tool-version.sh); install a newer gcc, or "
+                             f"pass --kernel IMAGE --headers DIR")
+
+
+# --- make -----------------------------------------------------------------------------
+
+
+def _make_argv(ctx: KbuildContext, src: Path, out: Path, *targets: str) -> list[str]:
+    cc = f"ccache {ctx.toolchain.cc}" if ctx.ccache else ctx.toolchain.cc
+    return [ctx.toolchain.make, f"-j{ctx.jobs}", "-C", str(src), f"O={out}", f"ARCH={ARCH}",
+            f"CC={cc}", *targets]
+
+
+def _env(ctx: KbuildContext) -> dict[str, str | None]:
+    if not ctx.ccache:
+        return {}
+    return {"CCACHE_DIR": str(ctx.cache.root / "ccache"),
+            "CCACHE_BASEDIR": str(ctx.cache.root / "kbuild"), "CCACHE_NOHASHDIR": "1"}
+
+
+def _make(ctx: KbuildContext, argv: list[str], log_name: str) -> None:
+    try:
+        proc.run(argv, log=ctx.log_dir / log_name, timeout=ctx.timeout, env=_env(ctx))
+    except proc.ProcError as exc:
+        raise BuildError(f"kernel {log_name.removesuffix('.log')} failed: "
+                         f"{first_error(exc.output)}", exc.log) from exc
+
+
+# --- the config -----------------------------------------------------------------------
+
+
+def kconfig_env(ctx: KbuildContext, src: Path) -> dict[str, str]:
+    """What kbuild exports to Kconfig, for kconfiglib's explanation."""
+    release = (src / "Makefile").read_text(errors="replace")
+    version = ".".join(re.findall(r"^(?:VERSION|PATCHLEVEL|SUBLEVEL) = (\d+)", release, re.M))
+    return {"srctree": str(src), "ARCH": SRCARCH, "SRCARCH": SRCARCH,
+            "KERNELVERSION": version, "CC": ctx.toolchain.cc, "HOSTCC": ctx.toolchain.cc,
+            "HOSTCXX": "g++", "LD": "ld", "CC_VERSION_TEXT": ctx.versions.get("gcc", ""),
+            "PAHOLE": "pahole", "RUSTC": "rustc", "BINDGEN": "bindgen"}
+
+
+def _config_error(explained: Sequence[kconfig.Explained]) -> ConfigError | ToolchainError:
+    tool = next((e for e in explained if e.tool), None)
+    if tool is not None:
+        return ToolchainError(f"the machine's {tool.tool} is too old for this tree's kernel "
+                              f"config: {tool.line()}; install a newer {tool.tool}")
+    first = explained[0].line()
+    more = f" (and {len(explained) - 1} more)" if len(explained) > 1 else ""
+    return ConfigError(f"kernel config: {first}{more}")
+
+
+def resolve_config(ctx: KbuildContext, ws: Workspace,
+                   fragments: Sequence[kconfig.Fragment]) -> Path:
+    """tinyconfig + the fragments + olddefconfig, in the config directory; every requested
+    option checked.  Returns the resolved .config (copied into the build directory only
+    when it differs, so an unchanged config rebuilds nothing)."""
+    wanted, _ = kconfig.merge(fragments)
+    ws.config_dir.mkdir(parents=True, exist_ok=True)
+    _make(ctx, _make_argv(ctx, ws.src, ws.config_dir, BASE_CONFIG), "kernel-config.log")
+    config = ws.config_dir / ".config"
+    lines = [f"{n}={w.value}" if w.value != "n" else f"# {n} is not set"
+             for n, w in wanted.items()]
+    config.write_text(config.read_text() + "\n".join(lines) + "\n")
+    _make(ctx, _make_argv(ctx, ws.src, ws.config_dir, "olddefconfig"), "kernel-olddefconfig.log")
+    shutil.copy2(config, ctx.log_dir / "kernel.config")
+    unmet = kconfig.check(wanted, kconfig.parse(config.read_text(errors="replace")))
+    if unmet:
+        explained = kconfig.explain(ws.src / "Kconfig", config, unmet, kconfig_env(ctx, ws.src))
+        (ctx.log_dir / "kernel-config-unmet.txt").write_text(
+            "".join(e.line() + "\n" for e in explained))
+        raise _config_error(explained)
+    ws.out.mkdir(parents=True, exist_ok=True)
+    target = ws.out / ".config"
+    if not target.is_file() or target.read_bytes() != config.read_bytes():
+        shutil.copyfile(config, target)
+    return target
+
+
+# --- the build ------------------------------------------------------------------------
+
+
+@dataclass
+class Counter:
+    """Counts the objects a build compiles and says how far it is every few seconds."""
+
+    progress: Callable[[str], None]
+    expected: int | None = None
+    prefix: str = ""  # the build directory, as objects outside the kernel proper name it
+    compiled: int = 0
+    last: str = ""
+    reported: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    def feed(self, line: str) -> None:
+        if m := OBJECT_RE.match(line):
+            self.compiled += 1
+            self.last = m[1].removeprefix(self.prefix)
+
+    def line(self) -> str:
+        of = f" of ~{self.expected}" if self.expected else ""
+        last = f" (last: {self.last})" if self.last else ""
+        return (f"kernel build: {self.compiled}{of} objects compiled in "
+                f"{time.monotonic() - self.started:.0f}s{last}")
+
+    def tick(self, elapsed: float) -> str | None:
+        if elapsed - self.reported >= PROGRESS_EVERY:
+            self.reported = elapsed
+            self.progress(self.line())
+        return None
+
+
+def _compile(ctx: KbuildContext, ws: Workspace) -> int:
+    """make bzImage modules, streamed: a progress line every few seconds."""
+    counts = ws.root / "objects.json"
+    expected = json.loads(counts.read_text()).get(ws.key) if counts.is_file() else None
+    counter = Counter(ctx.progress, expected, prefix=f"{ws.out}/")
+    log = ctx.log_dir / "build-kernel.log"
+    done = proc.stream(_make_argv(ctx, ws.src, ws.out, *TARGETS), log=log,
+                       timeout=ctx.timeout, on_line=counter.feed, watchdog=counter.tick,
+                       env=_env(ctx))
+    if done.stopped:
+        raise HarnessTimeout(f"kernel build: {done.stopped}", log)
+    if done.returncode != 0:
+        text = log.read_text(errors="replace")
+        raise BuildError(f"kernel build failed: {first_error(text)}", log)
+    ctx.progress(counter.line())
+    if expected is None and counter.compiled:  # a cold build: what to expect next time
+        known = json.loads(counts.read_text()) if counts.is_file() else {}
+        counts.write_text(json.dumps({**known, ws.key: counter.compiled}) + "\n")
+    return counter.compiled
+
+
+def _stamp(ws: Workspace) -> dict[str, str]:
+    path = ws.out / STAMP
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _reusable(ws: Workspace, commit: str, config_sha: str) -> bool:
+    """The build directory holds exactly this commit and config, untouched since."""
+    stamp = _stamp(ws)
+    image = ws.out / IMAGE
+    return (stamp.get("commit") == commit and stamp.get("config_sha256") == config_sha
+            and image.is_file() and stamp.get("image_sha256") == sha256(image))
+
+
+def _kernel(ctx: KbuildContext, ws: Workspace, commit: str, config_sha: str) -> Kernel:
+    image = ctx.log_dir / "bzImage"
+    shutil.copyfile(ws.out / IMAGE, image)
+    release = (ws.out / "include/config/kernel.release").read_text().strip()
+    return Kernel(image=image, headers=ws.out, release=release,
+                  identity=f"built {ws.lineage}@{commit[:12]} config {config_sha[:12]}")
+
+
+def build(ctx: KbuildContext, repo: Path, commit: str, lineage: str,
+          fragments: Sequence[kconfig.Fragment]) -> Built:
+    """The kernel of `commit` (in the repository at `repo`) with the fragments' options.
+
+    The caller holds the workspace's lock (`workspace(...).lock`) until it has copied
+    what it needs from the build directory (the module build reads it too).
+    """
+    start = time.monotonic()
+    wanted, _ = kconfig.merge(fragments)
+    ws = workspace(ctx, lineage, wanted)
+    vcs.clean_checkout(vcs.worktree_at(repo, commit, ws.src, ctx.log_dir), commit)
+    check_compiler(ctx, ws.src)
+    config = resolve_config(ctx, ws, fragments)
+    config_sha = sha256(config)
+    reused = _reusable(ws, commit, config_sha)
+    compiled = 0
+    if not reused:
+        (ws.out / STAMP).unlink(missing_ok=True)
+        compiled = _compile(ctx, ws)
+        if not (ws.out / IMAGE).is_file():
+            raise BuildError(f"kernel build produced no {IMAGE}", ctx.log_dir / "build-kernel.log")
+        (ws.out / STAMP).write_text(json.dumps({
+            "commit": commit, "config_sha256": config_sha,
+            "image_sha256": sha256(ws.out / IMAGE)}, indent=2) + "\n")
+    return Built(kernel=_kernel(ctx, ws, commit, config_sha), commit=commit,
+                 config_sha=config_sha, compiled=compiled, reused=reused,
+                 seconds=time.monotonic() - start, workspace=ws.out)

@@ -1,0 +1,120 @@
+"""Kernels built from the tree: `--kernel build`, kernel-side series gated like for like,
+incremental rebuilds, and what goes wrong (config, compile, boot).
+
+Real builds of Debian's 6.12 tree with the `minimal` profile, in the shared cache: the
+first test pays for the one cold build (about 13 minutes on 2 cores), every later one is an
+incremental build of the same workspace.  The tests run in file order, which keeps the
+workspace switching between few states.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+PATCHES = ROOT / "patches"
+DATA = Path(__file__).resolve().parent / "data"
+COMPILED_RE = re.compile(r"^\s+(?:CC|AS)\s+(\S+\.o)\s*$", re.M)
+
+pytestmark = [pytest.mark.slow, pytest.mark.build]
+
+
+def _run(out: Path, *argv: str) -> tuple[int, dict[str, Any]]:
+    code = cli.main(["run", "--out", str(out), *argv])
+    return code, json.loads((out / "report.json").read_text())
+
+
+def compiled(log: Path) -> list[str]:
+    """The objects a kernel build log says were compiled."""
+    return COMPILED_RE.findall(log.read_text(errors="replace"))
+
+
+@pytest.mark.vm
+def test_run_on_a_kernel_built_from_the_tree(default_tree: Path, tmp_path: Path) -> None:
+    code, rep = _run(tmp_path / "run", "--kernel", "build")
+    assert code == cli.EXIT_PASS, rep["reason"]
+    assert rep["counts"]["pass"] == 7 and rep["counts"]["fail"] == 0
+    kernel = rep["kernel"]
+    assert kernel["choice"] == {"how": "build", "reason": "--kernel build", "warning": None}
+    assert kernel["image"] == str(tmp_path / "run/bzImage")
+    assert "deb12" not in kernel["release"]  # not the installed kernel
+    assert kernel["build"]["commit"] == rep["tree"]["commit"]
+    assert (tmp_path / "run/kernel.config").is_file()
+    assert "HARNESS: booted " + kernel["release"] in (tmp_path / "run/console.log").read_text()
+
+
+@pytest.mark.vm
+def test_kernel_series_gates_like_for_like(default_tree: Path, tmp_path: Path) -> None:
+    code, rep = _run(tmp_path / "run", "--series", str(PATCHES / "struct-ops-update"))
+    assert code == cli.EXIT_PASS, rep["reason"]
+    base, series = rep["base"]["kernel"], rep["series_run"]["kernel"]
+    why = ("series patch 1/1 touches kernel/bpf/bpf_struct_ops.c (kernel source: the "
+           "kernel build reads everything outside tools/)")
+    assert series["choice"]["how"] == "build" and series["choice"]["reason"] == why
+    assert base["choice"]["how"] == "build"
+    assert base["choice"]["reason"] == f"like for like with the series side: {why}"
+    assert base["build"]["config_sha256"] == series["build"]["config_sha256"]
+    assert base["build"]["commit"] != series["build"]["commit"]
+    assert rep["series_run"]["counts"]["pass"] == 7
+    # The series side is an incremental build of the base: the one changed file.
+    objects = compiled(tmp_path / "run/series/build-kernel.log")
+    assert "kernel/bpf/bpf_struct_ops.o" in objects and len(objects) <= 20, objects
+    assert series["build"]["objects_compiled"] == len(objects)
+
+
+@pytest.mark.vm
+def test_broken_kernel_series_names_the_regressions(default_tree: Path, tmp_path: Path) -> None:
+    code, rep = _run(tmp_path / "run", "--series", str(PATCHES / "struct-ops-update-broken.mbox"))
+    assert code == cli.EXIT_TEST_FAILURE and rep["verdict"] == "fail"
+    regressions = {s["name"] for s in rep["subtests"] if s["change"] == "regression"}
+    assert "struct_ops_module/struct_ops_load" in regressions
+    assert "regression: struct_ops_module/struct_ops_load" in rep["reason"]
+    assert rep["series_run"]["kernel"]["choice"]["how"] == "build"
+
+
+def test_kernel_that_does_not_compile(default_tree: Path, tmp_path: Path) -> None:
+    code, rep = _run(tmp_path / "run", "--series", str(DATA / "kernel-does-not-compile.mbox"))
+    assert code == cli.EXIT_BUILD and rep["verdict"] == "error"
+    assert re.search(r"kernel build failed: .*bpf_struct_ops\.c:\d+:\d+: error: ",
+                     rep["reason"]), rep["reason"]
+    log = tmp_path / "run/series/build-kernel.log"
+    assert 1 <= len(compiled(log)) <= 20  # a source edit: an incremental build
+
+
+@pytest.mark.vm
+def test_kernel_that_does_not_boot(default_tree: Path, tmp_path: Path) -> None:
+    code, rep = _run(tmp_path / "run", "--series", str(DATA / "kernel-panics-at-boot.mbox"))
+    assert code == cli.EXIT_BOOT and rep["verdict"] == "error"
+    assert "kernel panic" in rep["reason"].lower()
+    console = (tmp_path / "run/series/console.log").read_text()
+    assert "harness: this kernel is built not to boot" in console
+
+
+def test_fragment_naming_an_unknown_option(default_tree: Path, tmp_path: Path) -> None:
+    frag = tmp_path / "unknown.config"
+    frag.write_text("CONFIG_HARNESS_NO_SUCH_OPTION=y\n")
+    code, rep = _run(tmp_path / "run", "--kernel", "build", "--kconfig", "minimal",
+                     "--kconfig", str(frag))
+    assert code == cli.EXIT_CONFIG, rep["reason"]
+    assert (f"CONFIG_HARNESS_NO_SUCH_OPTION (from {frag}) is not an option of this tree's "
+            f"Kconfig") in rep["reason"]
+    assert not (tmp_path / "run/build-kernel.log").exists()  # stopped before compiling
+
+
+def test_option_olddefconfig_drops(default_tree: Path, tmp_path: Path) -> None:
+    frag = tmp_path / "lsm.config"
+    frag.write_text("CONFIG_BPF_LSM=y\n")
+    code, rep = _run(tmp_path / "run", "--kernel", "build", "--kconfig", "minimal",
+                     "--kconfig", str(frag))
+    assert code == cli.EXIT_CONFIG, rep["reason"]
+    assert "CONFIG_BPF_LSM=y became n after olddefconfig" in rep["reason"]
+    assert "it depends on SECURITY (SECURITY=n)" in rep["reason"]
+    unmet = (tmp_path / "run/kernel-config-unmet.txt").read_text()
+    assert "CONFIG_BPF_LSM" in unmet
