@@ -69,8 +69,9 @@ EXITS: tuple[Exit, ...] = (
     Exit(6, "build failure (the kernel, bpftool, libbpf, bpf_testmod, test_progs: the "
             "message has the first compiler error)", Verdict.ERROR,
          errors.BuildError),
-    Exit(7, "the VM did not boot, the kernel panicked, the VM was lost, or test_progs could "
-            "not run in it (no result and no crash)", Verdict.ERROR, errors.BootError),
+    Exit(7, "the VM did not boot, the kernel panicked, the VM was lost, test_progs could "
+            "not run in it (no result and no crash), or a test module (bpf_testmod.ko) did "
+            "not load", Verdict.ERROR, errors.BootError),
     Exit(8, "a build, the boot or the test run exceeded its time limit", Verdict.ERROR,
          errors.HarnessTimeout),
     Exit(9, "the series cannot be read (empty, not mail, corrupt diff, incomplete, msg-id "
@@ -253,13 +254,19 @@ def _add_run(sub: Subcommands) -> None:
         f"nothing (exit {EXIT_DRY_RUN})")
 
 
+def _actions(p: argparse.ArgumentParser, *actions: tuple[str, str],
+             ) -> list[argparse.ArgumentParser]:
+    """A command's ACTION argument: one parser per (name, help)."""
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION",
+                           help=" or ".join(name for name, _ in actions))
+    return [sub.add_parser(name, help=text) for name, text in actions]
+
+
 def _add_series(sub: Subcommands) -> None:
     p = _command(sub, "series", "read or apply a patch series")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
-                               help="show or apply")
-    show = actions.add_parser("show", help="list what a series contains, with warnings")
-    check = actions.add_parser("apply", help="apply a series onto the tree in a "
-                               "harness-owned worktree and report each patch")
+    show, check = _actions(p, ("show", "list what a series contains, with warnings"),
+                           ("apply", "apply a series onto the tree in a harness-owned "
+                            "worktree and report each patch"))
     for a in (show, check):
         a.add_argument("src", help="mbox, format-patch dir, BASE..TIP (in --tree) or msg-id")
         _common_tree(a.add_argument, rev=a is check)
@@ -296,10 +303,8 @@ def _add_kconfig(sub: Subcommands) -> None:
                  "Profiles: struct_ops (what `run` checks a prebuilt kernel against), minimal "
                  "(boots under the harness's QEMU, plus struct_ops), selftests (minimal plus "
                  "the tree's own selftests configs).")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
-                               help="check")
-    check = actions.add_parser("check", help="print the options a kernel config lacks "
-                               "(exit 1 when any is missing)")
+    [check] = _actions(p, ("check", "print the options a kernel config lacks (exit 1 when "
+                           "any is missing)"))
     add = check.add_argument
     add("--kernel-config", type=Path, help="the config to check (default: the .config of "
         "the prebuilt kernel `run` boots for the default tree)")
@@ -312,11 +317,9 @@ def _add_kconfig(sub: Subcommands) -> None:
 def _add_cache(sub: Subcommands) -> None:
     p = _command(sub, "cache", "show or free what the cache holds (trees, builds, kernel "
                  "build workspaces of several GB each, ccache)")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
-                               help="show or prune")
-    show = actions.add_parser("show", help="list the cache's entries with their size")
-    free = actions.add_parser("prune", help="delete entries no running harness uses "
-                              "(default: everything but the imported and cloned trees)")
+    show, free = _actions(p, ("show", "list the cache's entries with their size"),
+                          ("prune", "delete entries no running harness uses (default: "
+                           "everything but the imported and cloned trees)"))
     for a in (show, free):
         a.add_argument("--cache", type=Path, help="the cache (default $HARNESS_CACHE or "
                        "~/.cache/harness)")

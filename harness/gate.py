@@ -9,10 +9,11 @@ one tree never build from each other's worktree.  A dry run applies nothing.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness import run
-from harness.boot import choice
+from harness.boot import choice, kconfig
 from harness.build import kernel_reads
 from harness.config import RunConfig
 from harness.errors import ApplyError, HarnessError, SelectionError, internal_error
@@ -27,10 +28,12 @@ class FixedSource(run.TreeSource):
     """A side whose tree was resolved (and, for the series side, prepared) by the gate."""
 
     def __init__(self, src: tree.Source, prepared: tree.Tree | None = None,
-                 decided: choice.Choice | None = None) -> None:
+                 decided: choice.Choice | None = None,
+                 fragments: list[kconfig.Fragment] | None = None) -> None:
         self.src = src
         self.prepared = prepared
         self.decided = decided
+        self.fragments = fragments
 
     def resolve(self, cfg: RunConfig) -> tree.Source:
         return self.src
@@ -42,6 +45,9 @@ class FixedSource(run.TreeSource):
 
     def kernel_choice(self, cfg: RunConfig, t: tree.Tree) -> choice.Choice:
         return self.decided or super().kernel_choice(cfg, t)
+
+    def kernel_fragments(self, cfg: RunConfig, t: tree.Tree) -> list[kconfig.Fragment]:
+        return self.fragments or super().kernel_fragments(cfg, t)
 
 
 def _side(cfg: RunConfig, name: str, progress: run.Progress, source: run.TreeSource,
@@ -84,27 +90,51 @@ def _series_tree(base: tree.Source, applied: apply.Applied, source: str) -> tree
                      key=f"{base.key}-series", base_key=base.key)
 
 
-def kernel_choices(cfg: RunConfig, base: tree.Source, applied: apply.Applied,
-                   patches: series.Series) -> choice.GateChoice | None:
-    """One decision for both sides (like for like); None for --kernel IMAGE or a dry run."""
-    if cfg.kernel_mode == "image" or cfg.dry_run:
-        return None
-    version = tree.check_kernel_tree(applied.worktree)
-    rule = kernel_reads.derive(applied.worktree)
+@dataclass(frozen=True)
+class KernelPlan:
+    """The gate's one kernel decision and config for both sides (None: each side decides)."""
+
+    choices: choice.GateChoice | None = None
+    fragments: list[kconfig.Fragment] | None = None
+
+
+# The selftests profile reads these as kernel config: a series changing them changes it.
+SELFTESTS_CONFIGS = {"tools/testing/selftests/bpf/config%":
+                     "kernel config: the selftests profile merges it"}
+
+
+def kernel_plan(cfg: RunConfig, base: tree.Source, applied: apply.Applied,
+                patches: series.Series) -> KernelPlan:
+    """Like for like: one choice and one config for both sides, read from the series
+    tree (the base's in a dry run, which applies nothing)."""
+    if cfg.kernel_mode == "image" or (cfg.dry_run and base.repo is not None):
+        return KernelPlan()  # no files to read in a dry run of a user's tree
     cache = Cache(cfg.cache)
+    files = cache.tree(base.key) if cfg.dry_run else applied.worktree
+    version = tree.check_kernel_tree(files)
+    rule = kernel_reads.derive(files)
+    if "selftests" in cfg.kconfig:
+        rule = rule.with_read(SELFTESTS_CONFIGS)
     diff = choice.difference(cache.tree(base.key), applied.base, version=version, rule=rule,
-                             cache=cache, log_dir=cfg.out, release=run.prebuilt_release(version))
-    files = [choice.PatchFiles(p.label, tuple(f.path for f in p.files))
-             for p in patches.patches]
-    return choice.decide_gate(cfg.kernel_mode, diff, files, rule)
+                             cache=cache, log_dir=cfg.out, release=run.prebuilt_release(version),
+                             may_import=not cfg.dry_run)
+    touched = [choice.PatchFiles(p.label, tuple(f.path for f in p.files))
+               for p in patches.patches]
+    decided = choice.decide_gate(cfg.kernel_mode, diff, touched, rule)
+    lacking = run.unless_lacking(decided.base, cfg, files, version)
+    if lacking is not decided.base:
+        decided = choice.GateChoice(lacking, choice.Choice(
+            choice.How.BUILD, f"like for like with the base: {lacking.reason}"))
+    return KernelPlan(decided, kconfig.fragments(cfg.kconfig, files, building=True))
 
 
 def _sides(cfg: RunConfig, rep: GateReport, progress: run.Progress,
            base_src: tree.Source) -> None:
     assert rep.applied is not None and rep.series is not None
-    decided = kernel_choices(cfg, base_src, rep.applied, rep.series)
-    rep.base = _side(cfg, "base", progress,
-                     FixedSource(base_src, decided=decided.base if decided else None))
+    plan = kernel_plan(cfg, base_src, rep.applied, rep.series)
+    rep.base = _side(cfg, "base", progress, FixedSource(
+        base_src, decided=plan.choices.base if plan.choices else None,
+        fragments=plan.fragments))
     if _lacks_tests(rep.base):
         progress(f"base: {rep.base.reason}; every subtest of the series side counts as new")
     elif _stopped(rep, rep.base, "base"):
@@ -117,7 +147,7 @@ def _sides(cfg: RunConfig, rep: GateReport, progress: run.Progress,
     new_tree = _series_tree(base_src, rep.applied, rep.source)
     series_src = tree.Source(key=new_tree.key, origin=new_tree.origin, commit=new_tree.commit)
     rep.series_run = _side(cfg, "series", progress, FixedSource(
-        series_src, new_tree, decided.series if decided else None))
+        series_src, new_tree, plan.choices.series if plan.choices else None, plan.fragments))
     if _stopped(rep, rep.series_run, "series"):
         return
     _judge(rep, rep.base, rep.series_run)

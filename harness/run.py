@@ -73,10 +73,17 @@ class TreeSource:
     def kernel_choice(self, cfg: RunConfig, t: tree.Tree) -> choice.Choice:
         if cfg.kernel_mode == "image":
             return choice.Choice(choice.How.IMAGE, "--kernel IMAGE --headers DIR")
+        if cfg.kernel_mode == "build":
+            return choice.Choice(choice.How.BUILD, "--kernel build")
         diff = choice.difference(t.path, t.commit, version=t.version,
                                  rule=kernel_reads.derive(t.path), cache=Cache(cfg.cache),
-                                 log_dir=cfg.out, release=prebuilt_release(t.version))
-        return choice.decide(cfg.kernel_mode, diff)
+                                 log_dir=cfg.out, release=prebuilt_release(t.version),
+                                 may_import=not cfg.dry_run)
+        return unless_lacking(choice.decide(cfg.kernel_mode, diff), cfg, t.path, t.version)
+
+    def kernel_fragments(self, cfg: RunConfig, t: tree.Tree) -> list[kconfig.Fragment]:
+        """The config of a kernel built for this side (the gate gives both sides one)."""
+        return kconfig.fragments(cfg.kconfig, t.path, building=True)
 
 
 def prebuilt_release(version: str) -> str | None:
@@ -86,13 +93,34 @@ def prebuilt_release(version: str) -> str | None:
         return None
 
 
+def requirements(cfg: RunConfig, tree_path: Path) -> list[kconfig.Fragment]:
+    """What the booted kernel must have: struct_ops, and what --kconfig asks for."""
+    return kconfig.fragments(["struct_ops", *cfg.kconfig], tree_path)
+
+
+def unless_lacking(c: choice.Choice, cfg: RunConfig, tree_path: Path, version: str,
+                   ) -> choice.Choice:
+    """`auto`: an installed kernel that lacks a required option is built instead."""
+    if c.how is not choice.How.PREBUILT or cfg.kernel_mode != "auto":
+        return c
+    try:
+        unmet = kernel.check_config(kernel.find_prebuilt(version), requirements(cfg, tree_path))
+    except TreeError:
+        return c
+    if not unmet:
+        return c
+    more = f" and {len(unmet) - 1} more" if len(unmet) > 1 else ""
+    return choice.Choice(choice.How.BUILD, f"the installed kernel lacks options the run asks "
+                         f"for: {unmet[0]}{more}")
+
+
 def check_inputs(cfg: RunConfig) -> None:
     """Usage checks that need no tool: run before the preflight, so they are answered first."""
     if bool(cfg.kernel) != bool(cfg.headers):
         raise UsageError("--kernel IMAGE and --headers DIR go together; pass both")
-    if cfg.kconfig != DEFAULTS.kconfig and cfg.kernel_mode in ("prebuilt", "image"):
+    if cfg.kconfig != DEFAULTS.kconfig and cfg.kernel_mode == "image":
         raise UsageError(f"--kconfig configures a kernel built from the tree; it means "
-                         f"nothing with --kernel {cfg.kernel or cfg.kernel_mode}")
+                         f"nothing with --kernel {cfg.kernel}")
     kconfig.check_specs(cfg.kconfig)
     if cfg.kernel and cfg.headers:
         kernel.explicit(cfg.kernel, cfg.headers)
@@ -103,13 +131,13 @@ def check_inputs(cfg: RunConfig) -> None:
                          f"linux-source) has a single commit")
 
 
-def _ready_kernel(cfg: RunConfig, how: choice.How, version: str) -> kernel.Kernel:
+def _ready_kernel(cfg: RunConfig, how: choice.How, t: tree.Tree) -> kernel.Kernel:
     """The image given on the command line, or the installed kernel (its config checked)."""
     if how is choice.How.IMAGE:
         assert cfg.kernel is not None and cfg.headers is not None
         return kernel.explicit(cfg.kernel, cfg.headers)
-    k = kernel.find_prebuilt(version)
-    unmet = kernel.check_config(k)
+    k = kernel.find_prebuilt(t.version)
+    unmet = kernel.check_config(k, requirements(cfg, t.path))
     if unmet:
         raise TreeError(f"kernel {k.release} lacks options the tests need: "
                         f"{', '.join(unmet)}; pass --kernel build")
@@ -141,8 +169,8 @@ def _kernel(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource,
         if rep.kernel_choice.warning:
             st.progress(f"warning: {rep.kernel_choice.warning}")
         if rep.kernel_choice.how is not choice.How.BUILD:
-            return _ready_kernel(cfg, rep.kernel_choice.how, t.version)
-        fragments = kconfig.fragments(cfg.kconfig, t.path, building=True)
+            return _ready_kernel(cfg, rep.kernel_choice.how, t)
+        fragments = source.kernel_fragments(cfg, t)
     ctx = kbuild_context(cfg, rep, st.progress)
     if cfg.dry_run:
         ws = kbuild.workspace(ctx, t.lineage, kconfig.merge(fragments)[0])

@@ -7,6 +7,7 @@ by the first rule whose text occurs in the command line.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,3 +116,22 @@ class FakeProcs:
             if watchdog is not None and (reason := watchdog(at)) is not None:
                 return proc.Streamed(-9, reason, at)
         return proc.Streamed(script.rc, None, script.ticks[-1])
+
+
+def elf_with_section(name: str, data: bytes) -> bytes:
+    """A minimal ELF64 little-endian file holding one named section (and .shstrtab)."""
+    shstrtab = b"\0" + name.encode() + b"\0.shstrtab\0"
+    ehsize, shentsize = 64, 64
+    data_off = ehsize
+    str_off = data_off + len(data)
+    sh_off = str_off + len(shstrtab)
+    header = (b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+              + struct.pack("<HHIQQQIHHHHHH", 1, 62, 1, 0, 0, sh_off, 0, ehsize, 0, 0,
+                            shentsize, 3, 2))
+
+    def section(name_off: int, kind: int, offset: int, size: int) -> bytes:
+        return struct.pack("<IIQQQQIIQQ", name_off, kind, 0, 0, offset, size, 0, 0, 1, 0)
+
+    sections = (bytes(shentsize) + section(1, 1, data_off, len(data))
+                + section(len(name) + 2, 3, str_off, len(shstrtab)))
+    return header + data + shstrtab + sections

@@ -1,4 +1,5 @@
-"""The kernel build stage (harness/build/kbuild.py) on a fake process layer and real git.
+"""The kernel build stage (harness/build/kbuild.py) on a fake process layer and real git,
+and the cache's show and prune of what builds occupy.
 
 make is faked (its effects write what kbuild would), git is real: the workspace's source
 worktree, the stamp that decides reuse, the config check and its explanation, the first
@@ -7,16 +8,19 @@ compiler error, and the toolchain minimum.  The real builds are in test_kernel_b
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
-from fakes import IDENTITY, FakeProcs, fake_kernel_repo
+from fakes import IDENTITY, FakeProcs, elf_with_section, fake_kernel_repo
 
+from harness import cli
 from harness.boot import kconfig
 from harness.build import kbuild
 from harness.config import Toolchain
 from harness.errors import BuildError, ConfigError, ToolchainError
+from harness.host import cache as cache_mod
 from harness.host import proc
 from harness.host.cache import Cache
 
@@ -45,6 +49,7 @@ def _built(req: proc.Request) -> None:
     (out / "arch/x86/boot/bzImage").write_bytes(b"kernel image")
     (out / "include/config").mkdir(parents=True, exist_ok=True)
     (out / "include/config/kernel.release").write_text("6.12.117\n")
+    (out / "vmlinux").write_bytes(elf_with_section(".BTF", b"types of " + req.argv[3].encode()))
 
 
 def _fake(build_rc: int = 0, build_output: str = COMPILED) -> FakeProcs:
@@ -95,10 +100,12 @@ def test_build_then_reuse_only_what_the_stamp_proves(repo: Path, tmp_path: Path)
         again = kbuild.build(_ctx(tmp_path), repo, commit, "lin", _frag(BPF="y"))
     assert (first.compiled, first.reused) == (2, False)
     assert (again.compiled, again.reused) == (0, True) and _builds(fake) == 1
+    assert sum(1 for c in fake.calls if "tinyconfig" in c) == 1  # the config was kept too
     assert first.kernel.image == tmp_path / "run/bzImage"
     assert first.kernel.release == "6.12.117"
     assert first.kernel.fingerprint() == again.kernel.fingerprint()
     assert first.kernel.fingerprint().startswith(f"built lin@{commit[:12]} config ")
+    assert first.kernel.types_fingerprint().startswith("btf ")  # the .BTF section's hash
     ws = Path(first.workspace)
     assert (ws.parent / "src/Kconfig").is_file()  # a worktree of the repository
     # An image changed behind the stamp's back is not reused.
@@ -186,3 +193,51 @@ def test_counter_on_a_real_build_log() -> None:
     for line in (DATA / "build-kernel-excerpt.log").read_text().splitlines():
         counter.feed(line)
     assert counter.compiled == 9  # CC and AS lines; HOSTCC, LD, AR, GEN, WRAP are not
+
+
+# --- harness cache show | prune -----------------------------------------------------------
+
+
+def _layout(root: Path) -> Cache:
+    for d in ("trees/debian-x", "worktrees/debian-x-series", "build/debian-x/tools-1",
+              "kbuild/debian-x/src", "kbuild/debian-x/out-abc", "kbuild/debian-x/config-abc",
+              "ccache", "logs"):
+        (root / d).mkdir(parents=True)
+        (root / d / "f").write_bytes(b"x" * 4096)
+    return Cache(root)
+
+
+def test_cache_entries_and_their_locks(tmp_path: Path) -> None:
+    cache = _layout(tmp_path / "c")
+    found = {(e.kind, e.path.relative_to(cache.root).as_posix()): e.locks
+             for e in cache.entries()}
+    assert found[("tree", "trees/debian-x")] == ("debian-x", "debian-x-series",
+                                                "kbuild-debian-x")
+    assert found[("kernel build", "kbuild/debian-x/out-abc")] == ("kbuild-debian-x",)
+    assert found[("ccache", "ccache")] == ()
+    assert len(found) == 8
+
+
+def test_prune_keeps_trees_and_what_a_run_holds(tmp_path: Path) -> None:
+    cache = _layout(tmp_path / "c")
+    kinds = [k for k in cache_mod.KINDS if k != "tree"]
+    with cache.lock("kbuild-debian-x"):  # a run building the kernel
+        pruned = cache_mod.prune(cache, kinds)
+    removed = {p.entry.path.name for p in pruned if p.removed}
+    kept = {p.entry.path.name for p in pruned if not p.removed}
+    assert removed == {"debian-x-series", "tools-1", "ccache", "logs"}
+    assert kept == {"src", "out-abc", "config-abc"}
+    assert all(p.kib >= 4 for p in pruned)
+    assert (cache.root / "trees/debian-x").is_dir()
+    assert [p.entry.kind for p in cache_mod.prune(cache, ["tree"])] == ["tree"]
+    assert not (cache.root / "trees/debian-x").exists()
+
+
+def test_cli_cache_show_and_prune(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _layout(tmp_path / "c").root
+    assert cli.main(["cache", "show", "--cache", str(root), "--json"]) == cli.EXIT_PASS
+    shown = json.loads(capsys.readouterr().out)
+    assert {e["kind"] for e in shown} == set(cache_mod.KINDS)
+    assert cli.main(["cache", "prune", "--cache", str(root), "--kind", "logs"]) == 0
+    out = capsys.readouterr().out
+    assert "freed" in out and not (root / "logs").exists() and (root / "ccache").exists()

@@ -163,3 +163,13 @@ def test_explain_restores_the_environment(tmp_path: Path,
     monkeypatch.setenv("srctree", "/elsewhere")
     _explain(tmp_path, "", BPF="y")
     assert os.environ["srctree"] == "/elsewhere"  # noqa: SIM112 (kbuild spells it so)
+
+
+def test_explain_survives_a_kconfig_kconfiglib_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "Kconfig").write_text('config BPF\n\tbool "bpf"\n\ttransitional\n')
+    (tmp_path / ".config").write_text("")
+    unmet = [kconfig.Unmet("CONFIG_BPF", "y", "n", "frag.config")]
+    [e] = kconfig.explain(tmp_path / "Kconfig", tmp_path / ".config", unmet,
+                          {"srctree": str(tmp_path)})
+    assert e.line().startswith("CONFIG_BPF=y (kernel has n; from frag.config); kconfiglib "
+                               "cannot read this tree's Kconfig (")

@@ -30,6 +30,7 @@ RESOLVE_BTFIDS = """\
 LIBBPF_SRC := $(srctree)/tools/lib/bpf/
 """
 BUILD = "$(OUTPUT)%.o: ../../lib/%.c FORCE\n"
+DECODE = '#include "../../../arch/x86/lib/insn.c"\n#include <stdio.h>\n'
 
 
 def _tree(root: Path) -> Path:
@@ -40,6 +41,7 @@ def _tree(root: Path) -> Path:
         "tools/bpf/resolve_btfids/Build": BUILD,
         "tools/lib/bpf/Makefile": "include $(srctree)/tools/build/Makefile.include\n",
         "tools/scripts/Makefile.include": "X := $(srctree)/tools/scripts/utilities.mak\n",
+        "tools/objtool/arch/x86/decode.c": DECODE,
     }
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +65,7 @@ def _tree(root: Path) -> Path:
     ("tools/lib/bpf/libbpf.c", "build of tools/bpf/resolve_btfids"),
     ("tools/build/Makefile.include", "build of tools/bpf/resolve_btfids"),  # via tools/lib/bpf
     ("tools/lib/rbtree.c", "build of tools/bpf/resolve_btfids"),  # ../../lib/%.c
+    ("tools/arch/x86/lib/insn.c", "build of tools/objtool"),  # #include "../../../arch/..."
     ("tools/lib/perf/evsel.c", None),  # % stays within one directory
     ("tools/bpf/bpftool/gen.c", None),
     ("tools/testing/selftests/bpf/prog_tests/test_struct_ops_module.c", None),
@@ -177,7 +180,9 @@ def test_rule_of_the_real_tree(default_tree: Path) -> None:
     for unread in ("tools/bpf/bpftool/gen.c", "tools/testing/selftests/bpf/test_progs.c",
                    "tools/perf/builtin-record.c", "Documentation/bpf/index.rst"):
         assert rule.reason(unread) is None, unread
+    assert not any("//" in ref for ref in rule.tools)
     for read in ("tools/include/uapi/linux/bpf.h", "tools/lib/subcmd/run-command.c",
+                 "tools/arch/x86/lib/insn.c", "tools/arch/x86/lib/inat.c",
                  "tools/objtool/check.c", "kernel/bpf/bpf_struct_ops.c"):
         assert rule.reason(read) is not None, read
 
@@ -208,9 +213,10 @@ def test_prebuilt_on_a_tree_no_installed_kernel_matches(
     assert "--kernel build" in rep["reason"]
 
 
-def test_kconfig_with_a_prebuilt_kernel_is_a_usage_error(tmp_path: Path) -> None:
+def test_kconfig_with_an_image_is_a_usage_error(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    code = cli.main(["run", "--kernel", "prebuilt", "--kconfig", "selftests", "--out", str(out)])
+    code = cli.main(["run", "--kernel", str(tmp_path / "bzImage"), "--headers", str(tmp_path),
+                     "--kconfig", "selftests", "--out", str(out)])
     assert code == cli.EXIT_USAGE
-    assert "it means nothing with --kernel prebuilt" in json.loads(
+    assert "it means nothing with --kernel /" in json.loads(
         (out / "report.json").read_text())["reason"]

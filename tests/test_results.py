@@ -104,3 +104,16 @@ def test_skip_variants_and_names_with_colons() -> None:
     # A test without subtests is reported as its own entry.
     assert [s.name for s in subtests][-1] == "plain_test"
     assert verdict.verdict == "pass"
+
+
+def test_test_module_that_did_not_load_is_the_guests_error() -> None:
+    """A built kernel rejected a stale bpf_testmod.ko ("failed to validate module BTF"):
+    test_progs runs on and every subtest fails, which must not read as test failures."""
+    parsed = parse(data("test_progs-testmod-not-loaded.log").splitlines())
+    assert parsed.modules_not_loaded == ["bpf_testmod.ko (-22)"]
+    assert parsed.complete and len(parsed.failed()) == 8
+    verdict = judge(parsed, 1)
+    assert verdict.verdict == "error" and isinstance(verdict.error, GuestError)
+    assert verdict.reason == ("test module bpf_testmod.ko (-22) did not load in the guest, so "
+                              "the tests ran without it (see dmesg.log)")
+    assert len(verdict.subtests) == 7  # kept for the report, not judged

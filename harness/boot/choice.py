@@ -167,9 +167,12 @@ def _image_matches(source_version: str, release: str) -> bool:
 
 
 def difference(repo: Path, commit: str, *, version: str, rule: Rule, cache: Cache,
-               log_dir: Path, release: str | None) -> Difference:
+               log_dir: Path, release: str | None, may_import: bool = True) -> Difference:
     """How `commit` of `repo` (a tree of Linux `version`) differs from the Debian source of
-    the installed kernel `release` (None: no installed kernel matches the version)."""
+    the installed kernel `release` (None: no installed kernel matches the version).
+
+    `may_import`: import Debian's source into the cache if it is not there (a dry run
+    does not: it then cannot compare, and says so)."""
     try:
         debian = tree.default_source()
     except TreeError:
@@ -182,6 +185,9 @@ def difference(repo: Path, commit: str, *, version: str, rule: Rule, cache: Cach
     if not _image_matches(debian.version, release):
         return Difference(origin, f"the installed kernel {release} was not built from "
                           f"{origin}")
+    if not may_import and not (cache.tree(debian.key) / ".git").is_dir():
+        return Difference(origin, f"{origin} is not imported yet, so the tree cannot be "
+                          f"compared with it (a dry run imports nothing)")
     with cache.lock(debian.key):
         base_commit = tree.repository(debian, cache, log_dir)
     if repo == cache.tree(debian.key) and commit == base_commit:

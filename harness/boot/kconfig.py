@@ -165,9 +165,12 @@ class Explained:
     unknown: bool = False  # no such option in this tree's Kconfig
     blockers: tuple[str, ...] = ()  # unmet parts of its dependency, with their values
     tool: str | None = None  # a toolchain version the dependency asks for
+    unreadable: str | None = None  # why Kconfig could not be evaluated
 
     def line(self) -> str:
         u = self.unmet
+        if self.unreadable:
+            return f"{u.line()}; {self.unreadable}"
         if self.unknown:
             return f"{u.name} (from {u.source}) is not an option of this tree's Kconfig"
         head = f"{u.name}={u.want} became {u.have} after olddefconfig (from {u.source})"
@@ -226,6 +229,9 @@ def explain(kconfig: Path, config: Path, unmet: Sequence[Unmet],
     try:
         kconf = _kconfig_class()(str(kconfig), warn=False)
         kconf.load_config(str(config))
+    except (kconfiglib.KconfigError, OSError) as exc:  # syntax newer than kconfiglib's
+        why = f"kconfiglib cannot read this tree's Kconfig ({str(exc).splitlines()[0]})"
+        return [Explained(u, unreadable=why) for u in unmet]
     finally:
         for k, v in saved.items():
             if v is None:

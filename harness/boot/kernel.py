@@ -20,6 +20,7 @@ class Kernel:
     headers: Path  # a kbuild directory with Makefile and a BTF vmlinux
     release: str  # "6.12.117+deb12-cloud-amd64"
     identity: str | None = None  # a built kernel: its commit and config (else read below)
+    types: str | None = None  # a built kernel: the hash of its vmlinux's .BTF section
 
     @property
     def vmlinux(self) -> Path:
@@ -41,6 +42,11 @@ class Kernel:
         if st.st_size <= HASH_LIMIT:
             return f"{self.release} {hashlib.sha256(self.vmlinux.read_bytes()).hexdigest()}"
         return f"{self.release} {self.vmlinux} {st.st_size} {st.st_mtime_ns}"
+
+    def types_fingerprint(self) -> str:
+        """Names the kernel's types alone (what vmlinux.h and the BPF programs see): two
+        built kernels whose BTF is the same share their selftests build."""
+        return self.types or self.fingerprint()
 
     def as_dict(self) -> dict[str, str]:
         return {"image": str(self.image), "headers": str(self.headers), "release": self.release,
@@ -91,11 +97,13 @@ def explicit(image: Path, headers: Path) -> Kernel:
     return Kernel(image=image, headers=headers, release=release_file.read_text().strip())
 
 
-def check_config(kernel: Kernel, profile: str = "struct_ops") -> list[str]:
-    """Unmet options of a profile, read from the headers' .config (none when unreadable)."""
+def check_config(kernel: Kernel, fragments: list[kconfig.Fragment] | None = None,
+                 ) -> list[str]:
+    """Unmet options of the fragments (default: the struct_ops profile), read from the
+    headers' .config (none when unreadable)."""
     config = kernel.headers / ".config"
     if not config.is_file():
         return []
-    wanted, _ = kconfig.merge(kconfig.fragments([profile], None))
+    wanted, _ = kconfig.merge(fragments or kconfig.fragments(["struct_ops"], None))
     actual = kconfig.parse(config.read_text(errors="replace"))
     return [u.line() for u in kconfig.check(wanted, actual)]

@@ -27,13 +27,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.boot import kconfig
 from harness.boot.kernel import Kernel
+from harness.btf import elf
 from harness.build.targeted import first_error
 from harness.config import Toolchain
-from harness.errors import BuildError, ConfigError, HarnessTimeout, ToolchainError
-from harness.host import proc, vcs
+from harness.errors import BtfError, BuildError, ConfigError, HarnessTimeout, ToolchainError
+from harness.host import proc, toolchain, vcs
 from harness.host.cache import Cache, digest
 
 ARCH = "x86_64"
@@ -147,10 +149,18 @@ def _make_argv(ctx: KbuildContext, src: Path, out: Path, *targets: str) -> list[
             f"CC={cc}", *targets]
 
 
+# A fixed build timestamp, user and host make the image reproducible, and (kbuild's
+# scripts/Makefile.btf) keep pahole from encoding BTF in parallel, whose type order
+# changes from one link to the next: the same sources then give the same BTF, so a
+# relink does not invalidate the modules and BPF programs built against it.
+REPRODUCIBLE = {"KBUILD_BUILD_TIMESTAMP": "Sat Jan  1 00:00:00 UTC 2000",
+                "KBUILD_BUILD_USER": "harness", "KBUILD_BUILD_HOST": "harness"}
+
+
 def _env(ctx: KbuildContext) -> dict[str, str | None]:
     if not ctx.ccache:
-        return {}
-    return {"CCACHE_DIR": str(ctx.cache.root / "ccache"),
+        return dict(REPRODUCIBLE)
+    return {**REPRODUCIBLE, "CCACHE_DIR": str(ctx.cache.root / "ccache"),
             "CCACHE_BASEDIR": str(ctx.cache.root / "kbuild"), "CCACHE_NOHASHDIR": "1"}
 
 
@@ -158,7 +168,7 @@ def _make(ctx: KbuildContext, argv: list[str], log_name: str) -> None:
     try:
         proc.run(argv, log=ctx.log_dir / log_name, timeout=ctx.timeout, env=_env(ctx))
     except proc.ProcError as exc:
-        raise BuildError(f"kernel {log_name.removesuffix('.log')} failed: "
+        raise BuildError(f"{log_name.removesuffix('.log')} failed: "
                          f"{first_error(exc.output)}", exc.log) from exc
 
 
@@ -178,26 +188,42 @@ def kconfig_env(ctx: KbuildContext, src: Path) -> dict[str, str]:
 def _config_error(explained: Sequence[kconfig.Explained]) -> ConfigError | ToolchainError:
     tool = next((e for e in explained if e.tool), None)
     if tool is not None:
+        others = f" ({len(explained)} options unmet in all)" if len(explained) > 1 else ""
         return ToolchainError(f"the machine's {tool.tool} is too old for this tree's kernel "
-                              f"config: {tool.line()}; install a newer {tool.tool}")
+                              f"config: {tool.line()}; install a newer {tool.tool}{others}")
     first = explained[0].line()
     more = f" (and {len(explained) - 1} more)" if len(explained) > 1 else ""
     return ConfigError(f"kernel config: {first}{more}")
 
 
-def resolve_config(ctx: KbuildContext, ws: Workspace,
-                   fragments: Sequence[kconfig.Fragment]) -> Path:
-    """tinyconfig + the fragments + olddefconfig, in the config directory; every requested
-    option checked.  Returns the resolved .config (copied into the build directory only
-    when it differs, so an unchanged config rebuilds nothing)."""
-    wanted, _ = kconfig.merge(fragments)
+def _make_config(ctx: KbuildContext, ws: Workspace, wanted: Mapping[str, kconfig.Wanted],
+                 made: dict[str, str]) -> Path:
+    """tinyconfig, the requested options appended (a later line wins), olddefconfig; skipped
+    when the config directory already holds this commit's config of these options."""
+    config = ws.config_dir / ".config"
+    record = ws.config_dir / "harness-config.json"
+    if config.is_file() and _json_dict(record) == made:
+        return config
+    record.unlink(missing_ok=True)
     ws.config_dir.mkdir(parents=True, exist_ok=True)
     _make(ctx, _make_argv(ctx, ws.src, ws.config_dir, BASE_CONFIG), "kernel-config.log")
-    config = ws.config_dir / ".config"
     lines = [f"{n}={w.value}" if w.value != "n" else f"# {n} is not set"
              for n, w in wanted.items()]
     config.write_text(config.read_text() + "\n".join(lines) + "\n")
     _make(ctx, _make_argv(ctx, ws.src, ws.config_dir, "olddefconfig"), "kernel-olddefconfig.log")
+    record.write_text(json.dumps(made) + "\n")
+    return config
+
+
+def resolve_config(ctx: KbuildContext, ws: Workspace, commit: str,
+                   fragments: Sequence[kconfig.Fragment]) -> Path:
+    """The config of `commit` with the fragments' options, every requested option checked.
+    Returns the resolved .config (copied into the build directory only when it differs,
+    so an unchanged config rebuilds nothing)."""
+    wanted, _ = kconfig.merge(fragments)
+    made = {"commit": commit, "base": BASE_CONFIG,
+            "options": digest({n: w.value for n, w in wanted.items()})}
+    config = _make_config(ctx, ws, wanted, made)
     shutil.copy2(config, ctx.log_dir / "kernel.config")
     unmet = kconfig.check(wanted, kconfig.parse(config.read_text(errors="replace")))
     if unmet:
@@ -247,8 +273,10 @@ class Counter:
 
 def _compile(ctx: KbuildContext, ws: Workspace) -> int:
     """make bzImage modules, streamed: a progress line every few seconds."""
+    cold = not (ws.out / "vmlinux").exists()
     counts = ws.root / "objects.json"
-    expected = json.loads(counts.read_text()).get(ws.key) if counts.is_file() else None
+    known = _json_dict(counts)
+    expected = known.get(ws.key)
     counter = Counter(ctx.progress, expected, prefix=f"{ws.out}/")
     log = ctx.log_dir / "build-kernel.log"
     done = proc.stream(_make_argv(ctx, ws.src, ws.out, *TARGETS), log=log,
@@ -258,21 +286,25 @@ def _compile(ctx: KbuildContext, ws: Workspace) -> int:
         raise HarnessTimeout(f"kernel build: {done.stopped}", log)
     if done.returncode != 0:
         text = log.read_text(errors="replace")
-        raise BuildError(f"kernel build failed: {first_error(text)}", log)
+        where = first_error(text).replace(f"../{ws.src.name}/", "")  # srctree, from O=
+        raise BuildError(f"kernel build failed: {where}", log)
     ctx.progress(counter.line())
-    if expected is None and counter.compiled:  # a cold build: what to expect next time
-        known = json.loads(counts.read_text()) if counts.is_file() else {}
+    if cold:  # what to expect of the next cold build
         counts.write_text(json.dumps({**known, ws.key: counter.compiled}) + "\n")
     return counter.compiled
 
 
-def _stamp(ws: Workspace) -> dict[str, str]:
-    path = ws.out / STAMP
+def _json_dict(path: Path) -> dict[str, Any]:
+    """A small JSON record of the workspace ({} when missing or unreadable)."""
     try:
         found = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}
+
+
+def _stamp(ws: Workspace) -> dict[str, Any]:
+    return _json_dict(ws.out / STAMP)
 
 
 def _reusable(ws: Workspace, commit: str, config_sha: str) -> bool:
@@ -287,8 +319,14 @@ def _kernel(ctx: KbuildContext, ws: Workspace, commit: str, config_sha: str) -> 
     image = ctx.log_dir / "bzImage"
     shutil.copyfile(ws.out / IMAGE, image)
     release = (ws.out / "include/config/kernel.release").read_text().strip()
+    try:
+        btf = elf.load(ws.out / "vmlinux").btf
+    except BtfError as exc:
+        raise BuildError(f"the built kernel has no usable BTF: {exc.line()}",
+                         ctx.log_dir / "build-kernel.log") from exc
     return Kernel(image=image, headers=ws.out, release=release,
-                  identity=f"built {ws.lineage}@{commit[:12]} config {config_sha[:12]}")
+                  identity=f"built {ws.lineage}@{commit[:12]} config {config_sha[:12]}",
+                  types=f"btf {hashlib.sha256(btf).hexdigest()}")
 
 
 def build(ctx: KbuildContext, repo: Path, commit: str, lineage: str,
@@ -299,11 +337,12 @@ def build(ctx: KbuildContext, repo: Path, commit: str, lineage: str,
     what it needs from the build directory (the module build reads it too).
     """
     start = time.monotonic()
+    toolchain.check_kernel_build()
     wanted, _ = kconfig.merge(fragments)
     ws = workspace(ctx, lineage, wanted)
     vcs.clean_checkout(vcs.worktree_at(repo, commit, ws.src, ctx.log_dir), commit)
     check_compiler(ctx, ws.src)
-    config = resolve_config(ctx, ws, fragments)
+    config = resolve_config(ctx, ws, commit, fragments)
     config_sha = sha256(config)
     reused = _reusable(ws, commit, config_sha)
     compiled = 0

@@ -9,7 +9,9 @@ source in files the kernel build never reads.  The rule, derived from the tree i
 * Under `tools/`, kbuild builds and runs the tools its top-level Makefile names as
   prerequisites of `prepare` (`prepare: tools/objtool`, `prepare: tools/bpf/resolve_btfids`
   in 6.12).  Each tool's Makefile and Build files name what else they read, through
-  `$(srctree)/tools/...` and relative paths: tools/lib/bpf (linked into resolve_btfids),
+  `$(srctree)/tools/...` and relative paths, and their C sources include files by relative
+  paths (objtool's decoder includes tools/arch/x86/lib/insn.c): tools/lib/bpf (linked
+  into resolve_btfids),
   tools/lib/subcmd, tools/include, tools/arch, tools/build, tools/scripts, single files of
   tools/lib.  Those are followed, Makefile by Makefile, and are read too.  The rest of
   `tools/` (bpftool, the selftests, perf, ...) is outside the kernel build.
@@ -59,6 +61,11 @@ class Rule:
             return "kernel source: the kernel build reads everything outside tools/"
         return next((why for ref, why in self.tools.items() if covers(ref, path)), None)
 
+    def with_read(self, extra: dict[str, str]) -> Rule:
+        """The rule with more references read (the selftests profile reads the tree's
+        tools/testing/selftests/bpf/config files as kernel config)."""
+        return Rule({**self.tools, **extra})
+
     def read_paths(self, paths: Iterable[str]) -> list[tuple[str, str]]:
         """(path, reason) for each of `paths` the kernel build reads, in the given order."""
         return [(p, why) for p in paths if (why := self.reason(p)) is not None]
@@ -79,9 +86,12 @@ def _arch(text: str, arch: str) -> str:
 
 
 def _clean(ref: str) -> str | None:
-    """A reference cut before any make variable left in it, without a trailing slash."""
+    """A reference cut before any make variable left in it, normalized."""
     ref = ref.split("$(", 1)[0].rstrip("/")
-    return ref if ref.startswith("tools/") and ref != "tools" else None
+    if not ref:
+        return None
+    ref = os.path.normpath(ref)
+    return ref if ref.startswith("tools/") else None
 
 
 def references(text: str, tool_dir: str, arch: str = "x86") -> set[str]:
@@ -91,6 +101,29 @@ def references(text: str, tool_dir: str, arch: str = "x86") -> set[str]:
     for m in RELATIVE_RE.finditer(text):
         found.add(os.path.normpath(os.path.join(tool_dir, m[1])))
     return {c for ref in found if (c := _clean(ref)) is not None}
+
+
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"((?:\.\./)+[^"]+)"', re.M)
+SOURCE_SUFFIXES = (".c", ".h")
+
+
+def c_includes(text: str, file_dir: str) -> set[str]:
+    """tools/ files a C source includes by a relative path that leaves its directory
+    (objtool's x86 decoder includes tools/arch/x86/lib/insn.c so)."""
+    found = {os.path.normpath(os.path.join(file_dir, m[1])) for m in INCLUDE_RE.finditer(text)}
+    return {c for ref in found if (c := _clean(ref)) is not None}
+
+
+def _source_refs(tree: Path, tool_dir: str) -> set[str]:
+    root = tree / tool_dir
+    if not root.is_dir():
+        return set()
+    refs: set[str] = set()
+    for f in root.rglob("*"):
+        if f.suffix in SOURCE_SUFFIXES and f.is_file():
+            rel = str(f.parent.relative_to(tree))
+            refs |= c_includes(f.read_text(errors="replace"), rel)
+    return refs
 
 
 def _make_files(tree: Path, tool_dir: str) -> list[Path]:
@@ -116,12 +149,14 @@ def derive(tree: Path, arch: str = "x86") -> Rule:
     pending = [(r, r) for r in roots]
     while pending:
         tool_dir, root = pending.pop(0)
+        base = tool_dir if (tree / tool_dir).is_dir() else root
+        found = _source_refs(tree, tool_dir)
         for f in _make_files(tree, tool_dir):
-            base = tool_dir if (tree / tool_dir).is_dir() else root
-            for ref in sorted(references(f.read_text(errors="replace"), base, arch)):
-                if any(covers(k, ref) for k in tools):
-                    continue
-                tools[ref] = f"read by the build of {root}, which the kernel build runs"
-                if _followed(tree, ref):
-                    pending.append((ref, root))
+            found |= references(f.read_text(errors="replace"), base, arch)
+        for ref in sorted(found):
+            if any(covers(k, ref) for k in tools):
+                continue
+            tools[ref] = f"read by the build of {root}, which the kernel build runs"
+            if _followed(tree, ref):
+                pending.append((ref, root))
     return Rule(tools)

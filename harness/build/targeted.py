@@ -52,12 +52,16 @@ class BuildContext:
         return self.cache.build(self.tree_key, "tools", self._compilers())
 
     def testmod_dir(self, kernel: Kernel) -> Path:
-        inputs = {"kernel": kernel.fingerprint(), "headers": str(kernel.headers),
+        """Named by the kernel's source state and its BTF: an external module build does
+        not follow vmlinux, and a module whose BTF was made against another vmlinux's
+        (a relink makes new BTF) does not load."""
+        inputs = {"kernel": kernel.fingerprint(), "types": kernel.types_fingerprint(),
+                  "headers": str(kernel.headers),
                   "cc": self.toolchain.cc, "cc_version": self.versions.get("gcc", "")}
         return self.cache.build(self.tree_key, "testmod", inputs)
 
     def selftests_dir(self, kernel: Kernel) -> Path:
-        inputs = {"kernel": kernel.fingerprint(), "headers": str(kernel.headers),
+        inputs = {"kernel": kernel.types_fingerprint(), "headers": str(kernel.headers),
                   **self._compilers()}
         return self.cache.build(self.tree_key, "selftests", inputs)
 

@@ -43,19 +43,21 @@ def digest(inputs: Mapping[str, str]) -> str:
 class Entry:
     kind: str  # one of LAYOUT's kinds
     path: Path
-    lock: str | None  # the lock to hold while deleting it (None: none needed)
+    locks: tuple[str, ...]  # the locks to hold while deleting it (none: ccache, logs)
 
 
-# kind, glob under the root, the lock that covers it
-LAYOUT: tuple[tuple[str, str, Callable[[Path], str | None]], ...] = (
-    ("tree", "trees/*", lambda p: p.name),
-    ("series worktree", "worktrees/*", lambda p: p.name),
-    ("build", "build/*/*", lambda p: p.parent.name),
-    ("kernel source", "kbuild/*/src", lambda p: f"kbuild-{p.parent.name}"),
-    ("kernel config", "kbuild/*/config-*", lambda p: f"kbuild-{p.parent.name}"),
-    ("kernel build", "kbuild/*/out-*", lambda p: f"kbuild-{p.parent.name}"),
-    ("ccache", "ccache", lambda p: None),
-    ("logs", "logs", lambda p: None),
+Locks = Callable[[Path], tuple[str, ...]]
+# kind, glob under the root, the locks that cover it.  A tree's repository is shared by
+# its series worktree and its kernel source worktree: all three locks.
+LAYOUT: tuple[tuple[str, str, Locks], ...] = (
+    ("tree", "trees/*", lambda p: (p.name, f"{p.name}-series", f"kbuild-{p.name}")),
+    ("series worktree", "worktrees/*", lambda p: (p.name,)),
+    ("build", "build/*/*", lambda p: (p.parent.name,)),
+    ("kernel source", "kbuild/*/src", lambda p: (f"kbuild-{p.parent.name}",)),
+    ("kernel config", "kbuild/*/config-*", lambda p: (f"kbuild-{p.parent.name}",)),
+    ("kernel build", "kbuild/*/out-*", lambda p: (f"kbuild-{p.parent.name}",)),
+    ("ccache", "ccache", lambda p: ()),  # ccache copes with its store going away
+    ("logs", "logs", lambda p: ()),
 )
 KINDS = tuple(kind for kind, _, _ in LAYOUT)
 
@@ -150,30 +152,32 @@ class Cache:
     def entries(self) -> list[Entry]:
         """What the cache holds, one entry per tree, worktree, build and workspace part."""
         found: list[Entry] = []
-        for kind, pattern, lock in LAYOUT:
+        for kind, pattern, locks in LAYOUT:
             for path in sorted(self.root.glob(pattern)):
                 if path.is_dir():
-                    found.append(Entry(kind, path, lock(path)))
+                    found.append(Entry(kind, path, locks(path)))
         return found
 
     def forget(self, key: str) -> None:
-        """Delete a tree's clone, series worktree and builds."""
+        """Delete a tree's clone, series worktree, builds and kernel build workspace."""
         for place in (self.tree(key), self.worktree(f"{key}-series"),
-                      self.root / "build" / key, self.root / "build" / f"{key}-series"):
+                      self.root / "build" / key, self.root / "build" / f"{key}-series",
+                      self.root / "kbuild" / key):
             shutil.rmtree(place, ignore_errors=True)
 
 
 def size_kib(path: Path) -> int:
     """Disk use of a directory, in KiB (du)."""
-    out = proc.capture(["du", "-sk", str(path)], timeout=600)
-    return int(out.split()[0]) if out.split() else 0
+    # du exits 1 when files vanish under a running build, and still prints the total.
+    out = proc.capture(["du", "-sk", str(path)], timeout=600, check=False).split()
+    return int(out[0]) if out and out[0].isdigit() else 0
 
 
 @dataclass(frozen=True)
 class Pruned:
     entry: Entry
     kib: int
-    removed: bool  # False: in use by a running harness, kept
+    removed: bool  # False: in use by a running harness (or not deletable), kept
 
 
 def prune(cache: Cache, kinds: Sequence[str]) -> list[Pruned]:
@@ -184,8 +188,8 @@ def prune(cache: Cache, kinds: Sequence[str]) -> list[Pruned]:
             continue
         kib = size_kib(entry.path)
         with contextlib.ExitStack() as stack:
-            free = entry.lock is None or stack.enter_context(cache.try_lock(entry.lock))
+            free = all([stack.enter_context(cache.try_lock(k)) for k in entry.locks])
             if free:
                 shutil.rmtree(entry.path, ignore_errors=True)
-        done.append(Pruned(entry, kib, free))
+        done.append(Pruned(entry, kib, free and not entry.path.exists()))
     return done

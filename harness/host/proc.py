@@ -253,14 +253,16 @@ def run(
     return done
 
 
-def capture(argv: Sequence[str], *, timeout: float = 30, with_stderr: bool = False) -> str:
+def capture(argv: Sequence[str], *, timeout: float = 30, with_stderr: bool = False,
+            check: bool = True) -> str:
     """Run a short read-only query (a version, a library lookup) and return its output.
 
     Not logged to a run directory: these may run before one exists and change nothing.
-    A failure names the command and its last line of stderr.
+    A failure names the command and its last line of stderr (`check=False`: the output
+    whatever the exit status).
     """
     done = _current().run(Request(tuple(argv), timeout, None))
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise ProcError(argv, done.returncode, done.stderr or done.output, None)
     return done.output + done.stderr if with_stderr else done.output
 

@@ -65,6 +65,18 @@ def check(tc: Toolchain) -> None:
         raise ToolchainError(f"{busybox} is not a static busybox: {_hint('busybox-static')}")
 
 
+# What a kernel build runs beyond a run's needs (kbuild's Kconfig parser, its timeconst).
+KERNEL_BUILD = (Need("flex", "flex"), Need("bison", "bison"), Need("bc", "bc"))
+
+
+def check_kernel_build() -> None:
+    """Raise ToolchainError naming the first program a kernel build needs and lacks."""
+    for need in KERNEL_BUILD:
+        if shutil.which(need.program) is None:
+            raise ToolchainError(f"{need.program} not found on PATH (the kernel build needs "
+                                 f"it): {_hint(need.package)}")
+
+
 def has_ccache() -> bool:
     """Kernel builds go through ccache (Debian's ccache) when it is installed."""
     return shutil.which("ccache") is not None

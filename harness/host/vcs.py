@@ -9,6 +9,7 @@ identity for commits harness makes (`git am`, the tree import) is set here alone
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,8 @@ def worktree_at(repo_dir: Path, commit: str, dest: Path, log_dir: Path) -> Git:
     that differ (make's timestamps stay valid for the rest).  The caller holds the locks
     of the repository and of the worktree.
     """
+    if (dest / ".git").exists() and Git(dest, log_dir).toplevel_problem() is not None:
+        shutil.rmtree(dest)  # its repository was pruned from the cache: start again
     if not (dest / ".git").exists():
         repo = Git(repo_dir, log_dir)
         repo.run("worktree", "prune")

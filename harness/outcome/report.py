@@ -67,15 +67,15 @@ def judge(parsed: Parsed, exit_status: int) -> Judged:
     A crash mid-run (no Summary line, killed by a signal) or a non-zero exit without a
     FAIL line adds a synthetic failing entry, so a failure is never reported as a pass.
     No result at all without a crash (exit 3: setup failed, 126/127: not executable)
-    is the guest's problem, not a test failure: a GuestError.  A run that
-    tested nothing is an error (SelectionError), never a pass or a test failure.
+    is the guest's problem, not a test failure: a GuestError, as is a test module that
+    did not load (test_progs then runs on without it).  A run that tested nothing is an
+    error (SelectionError), never a pass or a test failure.
     """
     subtests = list(parsed.subtests)
     with_subs = {s.name.split("/", 1)[0] for s in subtests}
     subtests += [t for t in parsed.tests if t.name not in with_subs]
-    if not parsed.complete and not subtests and exit_status < SIGNALLED:
-        guest = GuestError(f"test_progs printed no result and exited {exit_status} "
-                           f"without a crash: it could not run (see test_progs.log)")
+    guest = _guest_error(parsed, bool(subtests), exit_status)
+    if guest is not None:
         return Judged(Verdict.ERROR, guest.line(), subtests, guest)
     if not parsed.complete:
         last = subtests[-1].name if subtests else "start"
@@ -95,6 +95,17 @@ def judge(parsed: Parsed, exit_status: int) -> Judged:
         subtests.append(_synthetic("test_progs/exit", f"exit status {exit_status} without FAIL"))
         return Judged(Verdict.FAIL, f"test_progs exited {exit_status}", subtests)
     return Judged(Verdict.PASS, f"{len(subtests)} subtests passed", subtests)
+
+
+def _guest_error(parsed: Parsed, results: bool, exit_status: int) -> GuestError | None:
+    """What kept the tests from running as meant, on the guest's side (None: nothing)."""
+    if parsed.modules_not_loaded:  # the tests ran without their module: no verdict on them
+        return GuestError(f"test module {', '.join(parsed.modules_not_loaded)} did not load "
+                          f"in the guest, so the tests ran without it (see dmesg.log)")
+    if not parsed.complete and not results and exit_status < SIGNALLED:
+        return GuestError(f"test_progs printed no result and exited {exit_status} "
+                          f"without a crash: it could not run (see test_progs.log)")
+    return None
 
 
 def _now() -> str:
@@ -286,7 +297,7 @@ class GateReport(Common):
             lines.append("  base side:")
             lines += ["  " + ln for ln in self.base.plan_lines()]
             lines.append("  series side: the base tree with the patches above applied, "
-                         "the same kernel and tests")
+                         "the same kind of kernel, the same tests")
         for name, side in (("base", self.base), ("series", self.series_run)):
             if side is not None and self.verdict is not Verdict.DRY_RUN:
                 lines += [f"  {name} {ln.strip()}" for ln in side.kernel_lines()]

@@ -22,6 +22,9 @@ SUMMARY_RE = re.compile(
     r"(?P<failed>\d+) FAILED\s*$"
 )
 REPEAT_MARKER = "All error logs:"
+# test_progs loads the selftests' modules itself at start and goes on without them.
+MODULE_FAILED_RE = re.compile(r"^Failed to load (?P<module>\S+\.ko) into the kernel: "
+                              r"(?P<err>-?\d+)")
 INCOMPLETE = "test_progs/incomplete"  # the synthetic entry of a run that did not finish
 
 
@@ -62,6 +65,7 @@ class Parsed:
     tests: list[Result]
     subtests: list[Result]
     summary: Summary | None
+    modules_not_loaded: list[str] = field(default_factory=list)  # "bpf_testmod.ko (-22)"
 
     @property
     def complete(self) -> bool:
@@ -82,8 +86,11 @@ def parse(lines: Iterable[str]) -> Parsed:
     pending: list[str] = []
     repeating = False
     summary: Summary | None = None
+    modules: list[str] = []
     for raw in lines:
         line = _clean(raw)
+        if m := MODULE_FAILED_RE.match(line):
+            modules.append(f"{m['module']} ({m['err']})")
         if line.strip() == REPEAT_MARKER:
             repeating = True
             pending = []
@@ -101,7 +108,7 @@ def parse(lines: Iterable[str]) -> Parsed:
         pending = []
     tests = [r for r in results.values() if not r.is_subtest]
     subtests = [r for r in results.values() if r.is_subtest]
-    return Parsed(tests=tests, subtests=subtests, summary=summary)
+    return Parsed(tests=tests, subtests=subtests, summary=summary, modules_not_loaded=modules)
 
 
 def _record(
