@@ -173,11 +173,11 @@ def _kernel(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource,
         fragments = source.kernel_fragments(cfg, t)
     ctx = kbuild_context(cfg, rep, st.progress)
     if cfg.dry_run:
-        ws = kbuild.workspace(ctx, t.lineage, kconfig.merge(fragments)[0])
+        ws = kbuild.workspace(ctx, t.lineage, fragments)
         return kernel.Kernel(image=cfg.out / "bzImage", headers=ws.out,
                              release="(not built: --dry-run)")
     with st.step("build-kernel", "build-kernel.log"):
-        ws = kbuild.workspace(ctx, t.lineage, kconfig.merge(fragments)[0])
+        ws = kbuild.workspace(ctx, t.lineage, fragments)
         held.enter_context(Cache(cfg.cache).lock(ws.lock, st.progress))
         built = kbuild.build(ctx, t.path, t.commit, t.lineage, fragments)
         rep.kernel_build = built.as_dict()

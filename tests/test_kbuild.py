@@ -179,11 +179,11 @@ def test_compiler_older_than_the_tree_needs(repo: Path, tmp_path: Path) -> None:
 
 def test_workspace_key_names_options_and_compilers(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
-    a = kbuild.workspace(ctx, "lin", kconfig.merge(_frag(BPF="y"))[0])
-    assert a == kbuild.workspace(ctx, "lin", kconfig.merge(_frag(BPF="y"))[0])
-    assert a.key != kbuild.workspace(ctx, "lin", kconfig.merge(_frag(BPF="n"))[0]).key
+    a = kbuild.workspace(ctx, "lin", _frag(BPF="y"))
+    assert a == kbuild.workspace(ctx, "lin", _frag(BPF="y"))
+    assert a.key != kbuild.workspace(ctx, "lin", _frag(BPF="n")).key
     other = kbuild.KbuildContext(**{**vars(ctx), "versions": {"gcc": "gcc 13"}})
-    assert a.key != kbuild.workspace(other, "lin", kconfig.merge(_frag(BPF="y"))[0]).key
+    assert a.key != kbuild.workspace(other, "lin", _frag(BPF="y")).key
     assert a.lock == "kbuild-lin" and a.out.parent == a.src.parent
 
 

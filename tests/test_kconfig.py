@@ -173,3 +173,28 @@ def test_explain_survives_a_kconfig_kconfiglib_cannot_read(tmp_path: Path) -> No
                           {"srctree": str(tmp_path)})
     assert e.line().startswith("CONFIG_BPF=y (kernel has n; from frag.config); kconfiglib "
                                "cannot read this tree's Kconfig (")
+
+
+def test_merge_orders_by_last_assignment_and_picks_a_base() -> None:
+    first = kconfig.Fragment("a.config", {"CONFIG_X": "y", "CONFIG_DWARF_DEFAULT": "y"})
+    second = kconfig.Fragment("b.config", {"CONFIG_DWARF4": "y"})
+    third = kconfig.Fragment("tools/testing/selftests/bpf/config.x86_64",
+                             {"CONFIG_DWARF_DEFAULT": "y"})
+    wanted, notes = kconfig.merge([first, second, third])
+    assert list(wanted) == ["CONFIG_X", "CONFIG_DWARF4", "CONFIG_DWARF_DEFAULT"]
+    assert notes == []  # the same value again is no override
+    assert kconfig.base_config([first, second]) == "tinyconfig"
+    assert kconfig.base_config([first, third]) == "alldefconfig"
+
+
+def test_a_choice_member_that_gave_way_to_another_requested_one(tmp_path: Path) -> None:
+    """The 6.12 selftests configs ask for DEBUG_INFO_DWARF4 (config) and
+    DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT (config.x86_64), two members of one choice."""
+    (tmp_path / "Kconfig").write_text(SMALL_KCONFIG)
+    (tmp_path / ".config").write_text("CONFIG_MODE_B=y\n")
+    unmet = [kconfig.Unmet("CONFIG_MODE_A", "y", "n", "config")]
+    [e] = kconfig.explain(tmp_path / "Kconfig", tmp_path / ".config", unmet,
+                          {"srctree": str(tmp_path)}, frozenset({"CONFIG_MODE_A", "CONFIG_MODE_B"}))
+    assert e.chosen == "CONFIG_MODE_B"
+    assert e.line() == ("CONFIG_MODE_A=y (from config) gave way to CONFIG_MODE_B=y, also "
+                        "requested, in the same choice")

@@ -32,6 +32,7 @@ from harness.errors import UsageError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "kernel_configs"
 SELFTESTS_CONFIGS = ("config", "config.vm", "config.{arch}")
+SELFTESTS_DIR = "tools/testing/selftests/bpf/"
 PROFILES: dict[str, tuple[str, ...]] = {
     "struct_ops": ("struct_ops.config",),
     "minimal": ("minimal.config", "struct_ops.config", "trim.config"),
@@ -77,17 +78,29 @@ class Unmet:
 
 
 def merge(fragments: Sequence[Fragment]) -> tuple[dict[str, Wanted], list[str]]:
-    """The options all fragments ask for (a later one wins), and the overrides noted."""
+    """The options all fragments ask for (a later one wins), and the overrides noted.
+
+    Ordered by last assignment: written out in this order, Kconfig's own rule (the last
+    `=y` of a choice wins) agrees with "a later fragment wins".
+    """
     wanted: dict[str, Wanted] = {}
     notes: list[str] = []
     for frag in fragments:
         for name, value in frag.options.items():
-            before = wanted.get(name)
+            before = wanted.pop(name, None)
             if before is not None and before.value != value:
                 notes.append(f"{name}: {before.value} ({before.source}) overridden by "
                              f"{value} ({frag.source})")
             wanted[name] = Wanted(value, frag.source)
     return wanted, notes
+
+
+def base_config(fragments: Sequence[Fragment]) -> str:
+    """The make target a built kernel's config starts from: Kconfig's defaults when the
+    tree's selftests configs are merged (as their vmtest.sh does: they were written
+    against the defaults), tinyconfig otherwise."""
+    selftests = any(f.source.startswith(SELFTESTS_DIR) for f in fragments)
+    return "alldefconfig" if selftests else "tinyconfig"
 
 
 def satisfied(want: str, have: str) -> bool:
@@ -147,7 +160,7 @@ def _selftests_configs(tree: Path | None, arch: str) -> list[Fragment]:
     files = [root / n for n in names if (root / n).is_file()]
     if not files:
         raise UsageError(f"{root}: no selftests config files ({', '.join(names)})")
-    return [read_fragment(f, f"tools/testing/selftests/bpf/{f.name}") for f in files]
+    return [read_fragment(f, f"{SELFTESTS_DIR}{f.name}") for f in files]
 
 
 # --- why olddefconfig dropped an option (kconfiglib evaluates the tree's Kconfig) ------
@@ -163,6 +176,7 @@ class Explained:
 
     unmet: Unmet
     unknown: bool = False  # no such option in this tree's Kconfig
+    chosen: str | None = None  # another requested member of its choice, which Kconfig kept
     blockers: tuple[str, ...] = ()  # unmet parts of its dependency, with their values
     tool: str | None = None  # a toolchain version the dependency asks for
     unreadable: str | None = None  # why Kconfig could not be evaluated
@@ -173,6 +187,9 @@ class Explained:
             return f"{u.line()}; {self.unreadable}"
         if self.unknown:
             return f"{u.name} (from {u.source}) is not an option of this tree's Kconfig"
+        if self.chosen:
+            return (f"{u.name}={u.want} (from {u.source}) gave way to {self.chosen}=y, also "
+                    f"requested, in the same choice")
         head = f"{u.name}={u.want} became {u.have} after olddefconfig (from {u.source})"
         if self.blockers:
             return f"{head}: it depends on {' && '.join(self.blockers)}"
@@ -218,8 +235,11 @@ def _blockers(kconf: Any, sym: Any) -> tuple[tuple[str, ...], str | None]:
 
 
 def explain(kconfig: Path, config: Path, unmet: Sequence[Unmet],
-            env: Mapping[str, str]) -> list[Explained]:
+            env: Mapping[str, str], wanted_y: frozenset[str] = frozenset()) -> list[Explained]:
     """Why each unmet option is not set, from the tree's Kconfig and the resolved config.
+
+    `wanted_y`: every option the fragments set to y, to recognize a choice member that
+    gave way to another requested member of its choice (not an error).
 
     `env` is what kbuild would export (srctree, ARCH, SRCARCH, CC, ...); it is set for
     the duration of the parse and restored after.
@@ -244,6 +264,20 @@ def explain(kconfig: Path, config: Path, unmet: Sequence[Unmet],
         if sym is None or not sym.nodes:
             found.append(Explained(u, unknown=True))
             continue
+        chosen = _chosen_sibling(sym, {x.name for x in unmet}, wanted_y)
+        if chosen is not None:
+            found.append(Explained(u, chosen=chosen))
+            continue
         blockers, tool = _blockers(kconf, sym)
         found.append(Explained(u, blockers=blockers, tool=tool))
     return found
+
+
+def _chosen_sibling(sym: Any, unmet: set[str], wanted_y: frozenset[str]) -> str | None:
+    """The member Kconfig selected in `sym`'s choice, when the fragments asked for it too
+    (two requested members of one choice: one of them must give way)."""
+    selection = sym.choice.selection if sym.choice is not None else None
+    if selection is None:
+        return None
+    name = f"CONFIG_{selection.name}"
+    return name if name in wanted_y and name not in unmet else None

@@ -4,8 +4,10 @@
                                             out in place at each commit to build (git
                                             rewrites only what differs, so make's
                                             timestamps hold for the rest)
-    <cache>/kbuild/<lineage>/config-<key>/  where the config is made (tinyconfig, the
-                                            fragments, olddefconfig) and checked
+    <cache>/kbuild/<lineage>/config-<key>/  where the config is made (tinyconfig, or
+                                            Kconfig's defaults for the selftests
+                                            profile; the fragments; olddefconfig) and
+                                            checked
     <cache>/kbuild/<lineage>/out-<key>/     the O= build directory; <key> names the
                                             requested options, the arch and the compilers
 
@@ -43,7 +45,6 @@ SRCARCH = "x86"
 IMAGE = "arch/x86/boot/bzImage"
 STAMP = "harness-stamp.json"
 TARGETS = ("bzImage", "modules")
-BASE_CONFIG = "tinyconfig"
 OBJECT_RE = re.compile(r"^\s+(?:CC|AS)(?:\s+\[M\])?\s+(\S+\.o)\s*$")
 PROGRESS_EVERY = 10.0  # seconds between progress lines during a build
 
@@ -83,11 +84,12 @@ class Workspace:
         return f"kbuild-{self.lineage}"
 
 
-def workspace(ctx: KbuildContext, lineage: str, wanted: Mapping[str, kconfig.Wanted],
+def workspace(ctx: KbuildContext, lineage: str, fragments: Sequence[kconfig.Fragment],
               ) -> Workspace:
     """The workspace for a lineage and a requested config (see the module doc)."""
+    wanted, _ = kconfig.merge(fragments)
     inputs = {"options": json.dumps({k: w.value for k, w in sorted(wanted.items())}),
-              "base": BASE_CONFIG, "arch": ARCH, "cc": ctx.toolchain.cc,
+              "base": kconfig.base_config(fragments), "arch": ARCH, "cc": ctx.toolchain.cc,
               "gcc": ctx.versions.get("gcc", ""), "pahole": ctx.versions.get("pahole", ""),
               "ccache": str(ctx.ccache)}
     return Workspace(ctx.cache.root / "kbuild" / lineage, lineage, digest(inputs))
@@ -198,15 +200,16 @@ def _config_error(explained: Sequence[kconfig.Explained]) -> ConfigError | Toolc
 
 def _make_config(ctx: KbuildContext, ws: Workspace, wanted: Mapping[str, kconfig.Wanted],
                  made: dict[str, str]) -> Path:
-    """tinyconfig, the requested options appended (a later line wins), olddefconfig; skipped
-    when the config directory already holds this commit's config of these options."""
+    """The base config (made["base"]), the requested options appended (a later line wins),
+    olddefconfig; skipped when the config directory already holds this commit's config
+    of these options."""
     config = ws.config_dir / ".config"
     record = ws.config_dir / "harness-config.json"
     if config.is_file() and _json_dict(record) == made:
         return config
     record.unlink(missing_ok=True)
     ws.config_dir.mkdir(parents=True, exist_ok=True)
-    _make(ctx, _make_argv(ctx, ws.src, ws.config_dir, BASE_CONFIG), "kernel-config.log")
+    _make(ctx, _make_argv(ctx, ws.src, ws.config_dir, made["base"]), "kernel-config.log")
     lines = [f"{n}={w.value}" if w.value != "n" else f"# {n} is not set"
              for n, w in wanted.items()]
     config.write_text(config.read_text() + "\n".join(lines) + "\n")
@@ -221,16 +224,22 @@ def resolve_config(ctx: KbuildContext, ws: Workspace, commit: str,
     Returns the resolved .config (copied into the build directory only when it differs,
     so an unchanged config rebuilds nothing)."""
     wanted, _ = kconfig.merge(fragments)
-    made = {"commit": commit, "base": BASE_CONFIG,
+    made = {"commit": commit, "base": kconfig.base_config(fragments),
             "options": digest({n: w.value for n, w in wanted.items()})}
     config = _make_config(ctx, ws, wanted, made)
     shutil.copy2(config, ctx.log_dir / "kernel.config")
     unmet = kconfig.check(wanted, kconfig.parse(config.read_text(errors="replace")))
     if unmet:
-        explained = kconfig.explain(ws.src / "Kconfig", config, unmet, kconfig_env(ctx, ws.src))
+        wanted_y = frozenset(n for n, w in wanted.items() if w.value == "y")
+        explained = kconfig.explain(ws.src / "Kconfig", config, unmet,
+                                    kconfig_env(ctx, ws.src), wanted_y)
         (ctx.log_dir / "kernel-config-unmet.txt").write_text(
             "".join(e.line() + "\n" for e in explained))
-        raise _config_error(explained)
+        errors = [e for e in explained if e.chosen is None]
+        if errors:
+            raise _config_error(errors)
+        for e in explained:
+            ctx.progress(f"kernel config: {e.line()}")
     ws.out.mkdir(parents=True, exist_ok=True)
     target = ws.out / ".config"
     if not target.is_file() or target.read_bytes() != config.read_bytes():
@@ -276,7 +285,7 @@ def _compile(ctx: KbuildContext, ws: Workspace) -> int:
     cold = not (ws.out / "vmlinux").exists()
     counts = ws.root / "objects.json"
     known = _json_dict(counts)
-    expected = known.get(ws.key)
+    expected = known.get(ws.key) if cold else None
     counter = Counter(ctx.progress, expected, prefix=f"{ws.out}/")
     log = ctx.log_dir / "build-kernel.log"
     done = proc.stream(_make_argv(ctx, ws.src, ws.out, *TARGETS), log=log,
@@ -338,8 +347,7 @@ def build(ctx: KbuildContext, repo: Path, commit: str, lineage: str,
     """
     start = time.monotonic()
     toolchain.check_kernel_build()
-    wanted, _ = kconfig.merge(fragments)
-    ws = workspace(ctx, lineage, wanted)
+    ws = workspace(ctx, lineage, fragments)
     vcs.clean_checkout(vcs.worktree_at(repo, commit, ws.src, ctx.log_dir), commit)
     check_compiler(ctx, ws.src)
     config = resolve_config(ctx, ws, commit, fragments)
