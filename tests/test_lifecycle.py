@@ -60,8 +60,15 @@ def test_guest_that_cannot_power_off(default_tree: Path, tmp_path: Path) -> None
 def test_signal_during_boot_aborts(default_tree: Path, tmp_path: Path, signum: int) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "HARNESS_ACCEL": "tcg"}
-    p = subprocess.Popen([sys.executable, "-m", "harness", "run", "--out", str(out)],
-                         env=env, stderr=subprocess.PIPE, text=True)
+    # As from a terminal: a shell runs background jobs with SIGINT ignored, and a child
+    # inherits that, so a test run started with `&` would otherwise send Ctrl-C to no one.
+    # A handler (unlike SIG_IGN) is not inherited: the child starts with the default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "harness", "run", "--out", str(out)],
+                             env=env, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert p.stderr is not None
     for line in p.stderr:
         if "boot+run ..." in line:

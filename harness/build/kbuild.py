@@ -162,8 +162,11 @@ REPRODUCIBLE = {"KBUILD_BUILD_TIMESTAMP": "Sat Jan  1 00:00:00 UTC 2000",
 def _env(ctx: KbuildContext) -> dict[str, str | None]:
     if not ctx.ccache:
         return dict(REPRODUCIBLE)
+    # Depend mode: a miss compiles once (no extra preprocessor pass), the hash taken
+    # from the dependency file kbuild has gcc write (-Wp,-MMD).
     return {**REPRODUCIBLE, "CCACHE_DIR": str(ctx.cache.root / "ccache"),
-            "CCACHE_BASEDIR": str(ctx.cache.root / "kbuild"), "CCACHE_NOHASHDIR": "1"}
+            "CCACHE_BASEDIR": str(ctx.cache.root / "kbuild"), "CCACHE_NOHASHDIR": "1",
+            "CCACHE_DEPEND": "1"}
 
 
 def _make(ctx: KbuildContext, argv: list[str], log_name: str) -> None:
