@@ -18,7 +18,7 @@ PATHS = {"kernel": Path("/boot/vmlinuz-x"), "initrd": Path("/r/initramfs.cpio.gz
 def test_tcg_argv() -> None:
     argv = qemu_argv("qemu-system-x86_64", VmSpec(), Accel("tcg", "default"), **PATHS)
     assert argv == [
-        "qemu-system-x86_64", "-accel", "tcg", "-m", "2G", "-smp", "2",
+        "qemu-system-x86_64", "-accel", "tcg,thread=single", "-m", "2G", "-smp", "2",
         "-nodefaults", "-display", "none", "-no-reboot",
         "-kernel", "/boot/vmlinuz-x", "-initrd", "/r/initramfs.cpio.gz",
         "-append", "console=ttyS0 panic=-1 oops=panic quiet rdinit=/init",
