@@ -151,9 +151,12 @@ def test_dropped_option_names_its_dependency(repo: Path, tmp_path: Path) -> None
     assert "CONFIG_BPF_LSM" in (tmp_path / "run/kernel-config-unmet.txt").read_text()
 
 
-def test_compile_error_is_the_first_error_line(repo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("prefix", ["", "../src/", "{src}/"])
+def test_compile_error_is_the_first_error_line(repo: Path, tmp_path: Path, prefix: str) -> None:
+    src = tmp_path / "cache/kbuild/lin/src"
     output = ("  CC      kernel/bpf/core.o\n"
-              "kernel/bpf/core.c:12:9: error: expected expression before ';' token\n"
+              f"{prefix.format(src=src)}kernel/bpf/core.c:12:9: error: expected expression "
+              "before ';' token\n"
               "kernel/bpf/core.c:13:1: error: second\n"
               "make[2]: *** [scripts/Makefile.build:229: kernel/bpf/core.o] Error 1\n")
     with proc.using(_fake(build_rc=2, build_output=output)), \

@@ -298,7 +298,8 @@ def _compile(ctx: KbuildContext, ws: Workspace) -> int:
         raise HarnessTimeout(f"kernel build: {done.stopped}", log)
     if done.returncode != 0:
         text = log.read_text(errors="replace")
-        where = first_error(text).replace(f"../{ws.src.name}/", "")  # srctree, from O=
+        where = re.sub(rf"(?:{re.escape(str(ws.src))}|\.\./{ws.src.name})/", "",
+                       first_error(text))  # tree-relative, however kbuild or ccache spell it
         raise BuildError(f"kernel build failed: {where}", log)
     ctx.progress(counter.line())
     if cold:  # what to expect of the next cold build
