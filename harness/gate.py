@@ -115,9 +115,10 @@ def kernel_plan(cfg: RunConfig, base: tree.Source, applied: apply.Applied,
     rule = kernel_reads.derive(files)
     if "selftests" in cfg.kconfig:
         rule = rule.with_read(SELFTESTS_CONFIGS)
-    diff = choice.difference(cache.tree(base.key), applied.base, version=version, rule=rule,
-                             cache=cache, log_dir=cfg.out, release=run.prebuilt_release(version),
-                             may_import=not cfg.dry_run)
+    diff = choice.Difference("--kernel build") if cfg.kernel_mode == "build" else (
+        choice.difference(cache.tree(base.key), applied.base, version=version, rule=rule,
+                          cache=cache, log_dir=cfg.out, release=run.prebuilt_release(version),
+                          may_import=not cfg.dry_run))  # build: no comparison to make
     touched = [choice.PatchFiles(p.label, tuple(f.path for f in p.files))
                for p in patches.patches]
     decided = choice.decide_gate(cfg.kernel_mode, diff, touched, rule)

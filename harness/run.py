@@ -109,9 +109,14 @@ def unless_lacking(c: choice.Choice, cfg: RunConfig, tree_path: Path, version: s
         return c
     if not unmet:
         return c
-    more = f" and {len(unmet) - 1} more" if len(unmet) > 1 else ""
     return choice.Choice(choice.How.BUILD, f"the installed kernel lacks options the run asks "
-                         f"for: {unmet[0]}{more}")
+                         f"for: {lacking(unmet)}")
+
+
+def lacking(unmet: list[str], shown: int = 3) -> str:
+    """The first unmet options and how many more (one line, whatever the count)."""
+    more = f" and {len(unmet) - shown} more" if len(unmet) > shown else ""
+    return ", ".join(unmet[:shown]) + more
 
 
 def check_inputs(cfg: RunConfig) -> None:
@@ -140,7 +145,7 @@ def _ready_kernel(cfg: RunConfig, how: choice.How, t: tree.Tree) -> kernel.Kerne
     unmet = kernel.check_config(k, requirements(cfg, t.path))
     if unmet:
         raise TreeError(f"kernel {k.release} lacks options the tests need: "
-                        f"{', '.join(unmet)}; pass --kernel build")
+                        f"{lacking(unmet)}; pass --kernel build")
     return k
 
 

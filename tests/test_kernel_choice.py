@@ -220,3 +220,12 @@ def test_kconfig_with_an_image_is_a_usage_error(tmp_path: Path) -> None:
     assert code == cli.EXIT_USAGE
     assert "it means nothing with --kernel /" in json.loads(
         (out / "report.json").read_text())["reason"]
+
+
+def test_lacking_options_stay_one_short_line() -> None:
+    from harness import run  # noqa: PLC0415
+
+    unmet = [f"CONFIG_X{i}=y (kernel has n; from config)" for i in range(190)]
+    text = run.lacking(unmet)
+    assert text.count("CONFIG_") == 3 and text.endswith(" and 187 more")
+    assert run.lacking(unmet[:2]) == ", ".join(unmet[:2])
