@@ -28,7 +28,7 @@ SOURCE = "linux-source-6.12"
 PACKAGES = (
     "qemu-system-x86", "busybox-static", "clang-19", "llvm-19", "lld-19", "pahole",
     "gcc", "make", "git", "cpio", "libelf-dev", "zlib1g-dev", "flex", "bison", "bc",
-    "libssl-dev", "xz-utils", "ccache", SOURCE,
+    "libssl-dev", "xz-utils", "ccache", "debootstrap", "squashfs-tools", SOURCE,
 )
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 TIER_TIMEOUT = 3600.0

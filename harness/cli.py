@@ -31,12 +31,21 @@ from harness.boot import choice, kconfig, kernel
 from harness.btf import verify
 from harness.btf.shadow import Rules
 from harness.build import targeted as build
-from harness.config import ACCELS, DEFAULTS, RunConfig, Toolchain, VmSpec, default_cache
+from harness.config import (
+    ACCELS,
+    DEFAULTS,
+    FLAVORS,
+    ROOTS,
+    RunConfig,
+    Toolchain,
+    VmSpec,
+    default_cache,
+)
 from harness.host import cache as cache_mod
 from harness.host import toolchain
 from harness.host.cache import Cache
 from harness.outcome import results
-from harness.outcome.report import Verdict, judge
+from harness.outcome.report import Verdict, judge, plan_dict, plan_text
 from harness.source import apply, series, tree
 
 
@@ -69,9 +78,9 @@ EXITS: tuple[Exit, ...] = (
     Exit(6, "build failure (the kernel, bpftool, libbpf, bpf_testmod, test_progs: the "
             "message has the first compiler error)", Verdict.ERROR,
          errors.BuildError),
-    Exit(7, "the VM did not boot, the kernel panicked, the VM was lost, test_progs could "
-            "not run in it (no result and no crash), or a test module (bpf_testmod.ko) did "
-            "not load", Verdict.ERROR, errors.BootError),
+    Exit(7, "the VM did not boot, the kernel panicked, the VM was lost, the guest could "
+            "not mount its root filesystem, or test_progs could not run in it (no result "
+            "and no crash)", Verdict.ERROR, errors.BootError),
     Exit(8, "a build, the boot or the test run exceeded its time limit", Verdict.ERROR,
          errors.HarnessTimeout),
     Exit(9, "the series cannot be read (empty, not mail, corrupt diff, incomplete, msg-id "
@@ -86,6 +95,10 @@ EXITS: tuple[Exit, ...] = (
     Exit(14, "kernel config: a requested option (`--kconfig`, kernel_configs/) is not in "
              "the tree's Kconfig, or olddefconfig dropped or changed it (the message names "
              "the unmet dependency)", Verdict.ERROR, errors.ConfigError),
+    Exit(15, "missing test infrastructure: a test could not run because the guest lacked "
+             "a BPF object, a command, a test module or the kernel config (the closed list "
+             "in harness/outcome/infra.py), and no test failed otherwise", Verdict.ERROR,
+         errors.InfraError),
     Exit(70, "internal error (a bug in harness; `traceback.txt` in the run directory)",
          Verdict.ERROR, errors.InternalError),
     Exit(130, "aborted by Ctrl-C, SIGTERM or SIGHUP (children ended, report written with "
@@ -94,6 +107,7 @@ EXITS: tuple[Exit, ...] = (
 EXIT_PASS, EXIT_TEST_FAILURE, EXIT_USAGE, EXIT_BAD_TREE, EXIT_MISSING_TOOL = 0, 1, 2, 3, 4
 EXIT_NO_TESTS, EXIT_BUILD, EXIT_BOOT, EXIT_TIMEOUT, EXIT_BAD_SERIES = 5, 6, 7, 8, 9
 EXIT_APPLY, EXIT_BAD_OBJECT, EXIT_DRY_RUN, EXIT_COMMAND, EXIT_CONFIG = 10, 11, 12, 13, 14
+EXIT_INFRA = 15
 EXIT_INTERNAL, EXIT_ABORTED = 70, 130
 
 
@@ -230,8 +244,24 @@ def _add_run(sub: Subcommands) -> None:
     _common_tree(add)
     add("--series", metavar="SRC", help="gate a series: apply it, run on the base and on "
         "base+series and compare (SRC: mbox, format-patch dir, BASE..TIP in --tree, msg-id)")
-    add("--tests", type=_tests, help="comma-separated prog_tests (file stems or test "
-        f"names; default {','.join(DEFAULTS.tests)})")
+    add("--tests", type=_tests, help="what test_progs -t selects (substrings of test "
+        "names, comma lists, test/subtest), or prog_tests file stems (the tests a file "
+        f"defines); default {','.join(DEFAULTS.tests)}")
+    add("--allow", action="append", metavar="GLOB|@FILE", help="test_progs -a: test or "
+        "test/subtest globs, comma lists or a list file (one per line, # comments); "
+        "repeatable")
+    add("--deny", action="append", metavar="GLOB|@FILE", help="test_progs -d: the same, "
+        "taken away (reported as denied); repeatable")
+    add("--no-tree-denylist", action="store_true", help="do not honour the tree's "
+        "selftests DENYLIST, DENYLIST.<arch> and DENYLIST-<major.minor>[.<arch>]")
+    add("--flavor", choices=FLAVORS, help="the test runner, as the selftests Makefile "
+        "builds it: BPF programs for -mcpu=v3 (test_progs, default), v2 (no_alu32) or v4 "
+        "(cpuv4)")
+    add("--rootfs", choices=ROOTS, help="the guest's root: a Debian root filesystem with "
+        "what the selftests call (debian, default; built once and cached) or the bare "
+        "busybox initramfs")
+    add("--list", action="store_true", help="print what the selection resolves to (tests, "
+        "files, skeletons, objects, modules, helper files, denied) and exit; builds nothing")
     add("--kernel", metavar="auto|prebuilt|build|IMAGE", help="the kernel to boot: auto "
         "(default: the installed Debian kernel when it is provably the tree's own, else "
         "built from the tree), prebuilt (the installed kernel, with a warning when that is "
@@ -369,7 +399,10 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         **_kernel_options(get("kernel")),
         **_given(tree=get("tree"), rev=get("rev"), tests=get("tests"), headers=get("headers"),
                  kconfig=tuple(get("kconfig") or ()) or None, jobs=get("jobs"),
-                 dry_run=get("dry_run")),
+                 dry_run=get("dry_run"), allow=tuple(get("allow") or ()) or None,
+                 deny=tuple(get("deny") or ()) or None, flavor=get("flavor"),
+                 root=get("rootfs"),
+                 tree_denylist=False if get("no_tree_denylist") else None),
     )
 
 
@@ -383,6 +416,10 @@ def _progress(message: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = run_config(args)
     prepare_run_dir(cfg.out)
+    if args.list:
+        plan = run.list_plan(cfg, _progress)
+        print(json.dumps(plan_dict(plan), indent=2) if args.json else plan_text(plan))
+        return EXIT_PASS
     if args.series:
         return finish(gate.execute(cfg, args.series, _progress), args.json)
     return finish(run.execute(cfg, _progress), args.json)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 DEFAULT_TESTS = ("test_struct_ops_module",)
 ACCELS = ("tcg", "kvm")
+FLAVORS = ("test_progs", "test_progs-no_alu32", "test_progs-cpuv4")
+ROOTS = ("debian", "initramfs")
 
 
 def default_cache() -> Path:
@@ -60,7 +62,12 @@ class RunConfig:
     cache: Path
     tree: Path | None = None
     rev: str = "HEAD"
-    tests: tuple[str, ...] = DEFAULT_TESTS
+    tests: tuple[str, ...] = DEFAULT_TESTS  # file stems or test_progs -t names
+    allow: tuple[str, ...] = ()  # test_progs -a globs or @FILE lists
+    deny: tuple[str, ...] = ()  # test_progs -d globs or @FILE lists
+    tree_denylist: bool = True  # honour the tree's DENYLIST, DENYLIST.<arch>, DENYLIST-<x.y>
+    flavor: str = "test_progs"  # or test_progs-no_alu32, test_progs-cpuv4
+    root: str = "debian"  # the guest's root: a Debian image (rootfs.py) or the initramfs
     kernel_mode: str = "auto"  # auto | prebuilt | build | image (kernel and headers set)
     kernel: Path | None = None
     headers: Path | None = None

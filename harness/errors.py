@@ -63,6 +63,11 @@ class GuestError(BootError):
     """test_progs could not run in the guest: no result line and no crash (exit 3, 126)."""
 
 
+class InfraError(HarnessError):
+    """A test could not run because the guest lacked something the harness provides (a
+    BPF object, a command, a test module, the kernel config): harness/outcome/infra.py."""
+
+
 class HarnessTimeout(HarnessError):
     """A step ran past its time limit."""
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.boot import choice, initramfs, kconfig, kernel, vm
-from harness.build import discover, kbuild, kernel_reads
+from harness.boot import choice, initramfs, kconfig, kernel, rootfs, vm
+from harness.build import discover, kbuild, kernel_reads, select
 from harness.build import targeted as build
 from harness.config import DEFAULTS, RunConfig
 from harness.errors import Aborted, HarnessError, TreeError, UsageError, internal_error
@@ -189,6 +189,11 @@ def _kernel(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource,
     return built.kernel
 
 
+def request(cfg: RunConfig) -> select.Request:
+    return select.Request(tests=cfg.tests, allow=cfg.allow, deny=cfg.deny,
+                          tree_denylist=cfg.tree_denylist)
+
+
 def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
     t, k, plan = rep.tree, rep.kernel, rep.plan
     assert t is not None and k is not None and plan is not None
@@ -197,20 +202,62 @@ def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
                              timeout=cfg.timeouts.build, versions=rep.versions)
     with st.step("build-bpftool", "build-bpftool.log"):
         tools = build.build_tools(ctx)
+    files: list[tuple[str, Path]] = []
     with st.step("build-testmod", "build-testmod.log"):
-        module = build.build_testmod(ctx, k)
+        files += [(f"{m}.ko", build.build_testmod(ctx, k, m)) for m in plan.modules]
     with st.step("build-test_progs", "build-test_progs.log"):
-        selftests = build.build_selftests(ctx, plan, tools, k)
+        selftests = build.build_selftests(ctx, plan, tools, k, cfg.flavor)
+    files += [(p.name, p) for p in selftests.runtime_objects]
+    with st.step("build-helpers", "build-helpers.log"):
+        files += build.build_helpers(ctx, _helpers(plan, "program"))
+    files += [(name, t.path / discover.SELFTESTS / name) for name in _helpers(plan, "file")]
+    root = _root(cfg, st, rep)
+    sel = plan.selection
     payload = initramfs.Payload(
         busybox=Path(cfg.toolchain.busybox), test_progs=selftests.test_progs,
-        module=module, bpf_objects=selftests.runtime_objects, tests=plan.functions)
+        files=tuple(files), allow=tuple(sel.allow_lines()) if sel else (),
+        deny=tuple(sel.deny_lines()) if sel else (),
+        kernel_config=_config_file(k), rootfs=root.recipe_key if root else None,
+        boot_modules=_boot_modules(k) if root else (), kernel_modules=k.modules_dir)
     with st.step("initramfs"):
-        rep.initramfs_bytes = initramfs.assemble(payload, cfg.out / "initramfs.cpio.gz")
+        rep.initramfs_bytes = initramfs.assemble(payload, cfg.out / "initramfs.cpio.gz",
+                                                 root.has if root else None)
+
+
+def _helpers(plan: discover.Plan, kind: str) -> tuple[str, ...]:
+    return tuple(e.name for e in plan.extras if e.kind == kind)
+
+
+def _config_file(k: kernel.Kernel) -> Path | None:
+    config = k.headers / ".config"
+    return config if config.is_file() else None
+
+
+def _boot_modules(k: kernel.Kernel) -> tuple[tuple[str, bytes], ...]:
+    config = _config_file(k)
+    if config is None:
+        return ()
+    return rootfs.boot_modules(kconfig.parse(config.read_text(errors="replace")),
+                               k.modules_dir)
+
+
+def _root(cfg: RunConfig, st: Stages, rep: RunReport) -> rootfs.Rootfs | None:
+    """The guest's Debian root filesystem (built once per recipe), or None: the initramfs."""
+    if cfg.root != "debian":
+        return None
+    with st.step("rootfs", "build-rootfs.log"):
+        rep.rootfs = rootfs.ensure(_recipe(), Cache(cfg.cache), cfg.out, st.progress)
+    return rep.rootfs
+
+
+def _recipe() -> rootfs.Recipe:
+    return rootfs.recipe(("runtime",), rootfs.host_mirror())
 
 
 def _qemu(cfg: RunConfig, k: kernel.Kernel, accel: vm.Accel) -> list[str]:
+    disk = rootfs.at(Cache(cfg.cache), _recipe()).image if cfg.root == "debian" else None
     return vm.qemu_argv(cfg.toolchain.qemu, cfg.vm, accel, kernel=k.image,
-                        initrd=cfg.out / "initramfs.cpio.gz", run_dir=cfg.out)
+                        initrd=cfg.out / "initramfs.cpio.gz", run_dir=cfg.out, disk=disk)
 
 
 def _boot(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
@@ -224,7 +271,34 @@ def _boot(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
     for r in judged.subtests:
         r.seconds = times.get(r.number)
     rep.verdict, rep.reason, rep.subtests, rep.error = (
-        judged.verdict, judged.reason, judged.subtests, judged.error)
+        judged.verdict, judged.reason, judged.subtests + denied(rep.plan), judged.error)
+
+
+def denied(plan: discover.Plan | None) -> list[results.Result]:
+    """What the deny lists took away: reported as `denied`, never as a pass."""
+    sel = plan.selection if plan else None
+    if sel is None:
+        return []
+    return [results.Result(name=name, number="-", status=results.Status.DENIED,
+                           log=[sel.deny.origins.get(_pattern(sel, name), "deny list")])
+            for name in sel.denied]
+
+
+def _pattern(sel: select.Resolved, name: str) -> str:
+    test = name.split("/", 1)[0]
+    return next((p for p in sel.deny.tests if select.glob_match(test, p)), "")
+
+
+def list_plan(cfg: RunConfig, progress: Progress, source: TreeSource | None = None,
+              ) -> discover.Plan:
+    """`run --list`: the tree checked out and the selection resolved; nothing built."""
+    check_inputs(cfg)
+    source = source or TreeSource()
+    src = source.resolve(cfg)
+    cache = Cache(cfg.cache)
+    with cache.lock(src.key, progress):
+        t = source.checkout(src, cache, cfg.out)
+        return discover.load_plan(t.path, request(cfg), version=t.version)
 
 
 def _pipeline(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource) -> None:
@@ -240,7 +314,8 @@ def _pipeline(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource) ->
             if rep.tree.warning:
                 st.progress(f"warning: {rep.tree.warning}")
         with st.step("discover"):  # before the kernel: no kernel is built for no tests
-            rep.plan = discover.load_plan(rep.tree.path, cfg.tests)
+            rep.plan = discover.load_plan(rep.tree.path, request(cfg),
+                                          version=rep.tree.version)
         rep.kernel = _kernel(cfg, st, rep, source, held)
         rep.qemu = _qemu(cfg, rep.kernel, accel)
         if cfg.dry_run:

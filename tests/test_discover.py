@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import discover
-from harness.errors import BuildError, SelectionError, TreeError
+from harness.build import discover, select
+from harness.errors import BuildError, TreeError
 
 TEST_SOURCE = """\
 #include <test_progs.h>
@@ -57,17 +57,52 @@ def test_makefile_extras() -> None:
     assert discover.prog_cflags(MAKEFILE) == {"syscall": "-fno-strict-aliasing"}
 
 
-def test_resolve_names_by_stem_or_function() -> None:
-    available = {"test_struct_ops_module": ("struct_ops_module",), "foo": ("foo", "bar")}
-    assert discover.resolve_names(("struct_ops_module", "foo.c", "bar"), available) == [
-        "test_struct_ops_module", "foo"]
-    with pytest.raises(SelectionError, match="did you mean test_struct_ops_module"):
-        discover.resolve_names(("test_struct_ops_modul",), available)
+def _req(*tests: str) -> select.Request:
+    return select.Request(tests=tests)
+
+
+def test_runtime_objects_however_the_path_is_written() -> None:
+    source = 'open("./a.bpf.o"); open("b.bpf.o"); x = "progs/c.bpf.o"; y = "%s.bpf.o";'
+    assert discover.runtime_objects(source) == ("a.bpf.o", "b.bpf.o", "c.bpf.o")
+
+
+EXTRAS_MAKEFILE = """\
+TRUNNER_EXTRA_FILES := $(OUTPUT)/urandom_read $(OUTPUT)/bpf_testmod.ko\t\\
+\t\t       $(OUTPUT)/bpf_test_no_cfi.ko\t\t\t\\
+\t\t       $(OUTPUT)/liburandom_read.so\t\t\\
+\t\t       $(OUTPUT)/sign-file\t\t\t\\
+\t\t       verify_sig_setup.sh\t\t\t\t\\
+\t\t       $(wildcard progs/btf_dump_test_case_*.c)\t\t\\
+\t\t       $(wildcard progs/*.bpf.o)
+TRUNNER_EXTRA_FILES :=
+"""
+
+
+def test_extra_files_from_the_makefile(tmp_path: Path) -> None:
+    for d in ("bpf_testmod", "bpf_test_no_cfi"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "progs").mkdir()
+    (tmp_path / "progs/btf_dump_test_case_bitfields.c").write_text("")
+    (tmp_path / "verify_sig_setup.sh").write_text("./sign-file sha256 key cert mod\n")
+    extras = discover.extra_files(EXTRAS_MAKEFILE, tmp_path)
+    assert [(e.name, e.kind) for e in extras] == [
+        ("urandom_read", "program"), ("bpf_testmod", "module"), ("bpf_test_no_cfi", "module"),
+        ("liburandom_read.so", "program"), ("sign-file", "program"),
+        ("verify_sig_setup.sh", "file"), ("progs/btf_dump_test_case_bitfields.c", "file")]
+    needed = discover.needed_extras(extras, ['open("bpf_test_no_cfi.ko")'], tmp_path)
+    assert [e.name for e in needed] == ["bpf_testmod", "bpf_test_no_cfi"]
+    # A program brings its lib<name>.so; a script brings what it runs.
+    needed = discover.needed_extras(extras, ['run("./urandom_read")', "verify_sig_setup.sh"],
+                                    tmp_path)
+    assert [e.name for e in needed] == ["urandom_read", "bpf_testmod", "liburandom_read.so",
+                                        "sign-file", "verify_sig_setup.sh"]
+    needed = discover.needed_extras(extras, ['"progs/btf_dump_test_case_%s.c"'], tmp_path)
+    assert "progs/btf_dump_test_case_bitfields.c" in [e.name for e in needed]
 
 
 @pytest.mark.build
 def test_plan_for_struct_ops_module_on_real_tree(default_tree: Path) -> None:
-    plan = discover.load_plan(default_tree, ("test_struct_ops_module",))
+    plan = discover.load_plan(default_tree, _req("test_struct_ops_module"))
     assert plan.functions == ("struct_ops_module",)
     # The five skeletons 6.12.117's test includes, found from the source.
     assert plan.bpf_objects == (
@@ -80,10 +115,10 @@ def test_plan_for_struct_ops_module_on_real_tree(default_tree: Path) -> None:
 def test_backport_with_missing_program_is_named(default_tree: Path) -> None:
     # 6.12.117's prog_tests/bpf_attr_size.c includes a skeleton whose program is absent.
     with pytest.raises(BuildError, match=r"bpf_attr_size\.c includes .*progs/.*\.c is not"):
-        discover.load_plan(default_tree, ("bpf_attr_size",))
+        discover.load_plan(default_tree, _req("bpf_attr_size"))
 
 
 def test_selftests_without_a_makefile_is_a_tree_error(tmp_path: Path) -> None:
     (tmp_path / "tools/testing/selftests/bpf/prog_tests").mkdir(parents=True)
     with pytest.raises(TreeError, match=r"selftests/bpf/Makefile: cannot read"):
-        discover.load_plan(tmp_path, ("test_struct_ops_module",))
+        discover.load_plan(tmp_path, _req("test_struct_ops_module"))

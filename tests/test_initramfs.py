@@ -45,8 +45,30 @@ def test_newc_roundtrip_with_cpio(tmp_path: Path) -> None:
     assert (out / "bin/sh").is_symlink() and str((out / "bin/sh").readlink()) == "hello"
 
 
-def test_init_template_filled() -> None:
-    template = (initramfs.VM_DIR / "init.sh").read_text()
-    init = initramfs.render_init(("a", "b"), template)
-    assert "./test_progs -t a,b " in init and "@TESTS@" not in init
-    assert "HARNESS-EXIT" in init and "/dev/ttyS3" in init
+def test_run_template_filled_with_the_selection_lists() -> None:
+    template = (initramfs.VM_DIR / "run.sh").read_text()
+    args = initramfs.test_progs_args(("*struct_ops*",), ("get_stack_raw_tp",))
+    script = initramfs.render_run(args, template)
+    assert "./test_progs -a @harness-allow.list -d @harness-deny.list " in script
+    assert "@ARGS@" not in script
+    assert "HARNESS-EXIT" in script and "/dev/ttyS3" in script
+    assert initramfs.test_progs_args((), ()) == []
+
+
+def test_payload_with_a_root_filesystem(tmp_path: Path) -> None:
+    for name in ("busybox", "test_progs", "x.bpf.o", "config", "libelf.so.1"):
+        (tmp_path / name).write_bytes(name.encode())
+    payload = initramfs.Payload(
+        busybox=tmp_path / "busybox", test_progs=tmp_path / "test_progs",
+        files=(("x.bpf.o", tmp_path / "x.bpf.o"),), allow=("*a*",),
+        kernel_config=tmp_path / "config", rootfs="runtime-abc",
+        boot_modules=(("squashfs.ko", b"ELF"),))
+    found = {e.path: e.data for e in initramfs.entries(payload, [str(tmp_path / "libelf.so.1")])
+             if e.data or stat.S_ISREG(e.mode)}
+    assert found["root/test/harness-allow.list"] == b"*a*\n"
+    assert "root/test/harness-deny.list" not in found
+    assert found["harness/rootfs"] == b"runtime-abc\n"
+    assert found["harness/modules.order"] == b"squashfs.ko\n"
+    assert found["harness/kernel.config"] == b"config"
+    assert "harness/lib/libelf.so.1" in found
+    assert not any(p.endswith("libelf.so.1") and not p.startswith("harness/") for p in found)

@@ -52,11 +52,21 @@ def _test_progs(req: proc.Request) -> None:
     _touch(makefile.parent / "test_progs")
 
 
+def _debootstrap(req: proc.Request) -> None:
+    _touch(Path(req.argv[-2]) / "usr/lib/x86_64-linux-gnu/libc.so.6")
+
+
+def _mksquashfs(req: proc.Request) -> None:
+    _touch(Path(req.argv[2]))
+
+
 def builds(fake: FakeProcs, bpftool_rc: int = 0) -> FakeProcs:
     """Rules for a build that works (or whose bpftool step fails)."""
     return (fake.on("tools/bpf/bpftool", bpftool_rc, "gen.c:1:1: error: boom\n",
                     None if bpftool_rc else _bpftool)
             .on(" M=", effect=_testmod).on("targeted.mk", effect=_test_progs)
+            .on("debootstrap ", effect=_debootstrap).on("mksquashfs ", effect=_mksquashfs)
+            .on("dpkg-query --admindir", output="iproute2\t6.1.0-3\n")
             .on("ldd ", output="").on(" -v -E -", output="").on("--version", output="fake 1\n"))
 
 
@@ -97,7 +107,8 @@ def _stages(rep: RunReport) -> list[tuple[str, str]]:
 
 
 PIPELINE = ["inputs", "preflight", "resolve", "tree", "discover", "kernel", "build-bpftool",
-            "build-testmod", "build-test_progs", "initramfs", "boot+run", "parse"]
+            "build-testmod", "build-test_progs", "build-helpers", "rootfs", "initramfs",
+            "boot+run", "parse"]
 
 
 def test_pipeline_stage_order_and_pass(world: dict[str, Path]) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import data
 
-from harness.errors import GuestError
+from harness.errors import GuestError, InfraError
+from harness.outcome import infra
 from harness.outcome.report import judge
 from harness.outcome.results import Status, parse
 
@@ -106,14 +108,51 @@ def test_skip_variants_and_names_with_colons() -> None:
     assert verdict.verdict == "pass"
 
 
-def test_test_module_that_did_not_load_is_the_guests_error() -> None:
+def test_test_module_that_did_not_load_is_missing_infrastructure() -> None:
     """A built kernel rejected a stale bpf_testmod.ko ("failed to validate module BTF"):
     test_progs runs on and every subtest fails, which must not read as test failures."""
     parsed = parse(data("test_progs-testmod-not-loaded.log").splitlines())
     assert parsed.modules_not_loaded == ["bpf_testmod.ko (-22)"]
     assert parsed.complete and len(parsed.failed()) == 8
     verdict = judge(parsed, 1)
-    assert verdict.verdict == "error" and isinstance(verdict.error, GuestError)
-    assert verdict.reason == ("test module bpf_testmod.ko (-22) did not load in the guest, so "
-                              "the tests ran without it (see dmesg.log)")
+    assert verdict.verdict == "error" and isinstance(verdict.error, InfraError)
+    assert verdict.reason == ("missing module: test module bpf_testmod.ko (-22) did not load "
+                              "in the guest, so the tests ran without it (see dmesg.log)")
     assert len(verdict.subtests) == 7  # kept for the report, not judged
+
+
+def test_missing_command_is_infrastructure() -> None:
+    """`ip` removed from the guest (harness.hide=ip): cgroup_ancestor's system("ip netns
+    add ...") fails in the shell, which is the environment's fault, not the test's."""
+    parsed = parse(data("test_progs-missing-command.log").splitlines())
+    verdict = judge(parsed, 1)
+    assert verdict.verdict == "error" and isinstance(verdict.error, InfraError)
+    assert verdict.reason == ("1 subtest(s) could not run for want of test infrastructure: "
+                              "missing command: ip")
+    assert [(s.name, s.status) for s in verdict.subtests] == [
+        ("cgroup_ancestor", Status.INFRA)]
+
+
+@pytest.mark.parametrize(("line", "kind", "what"), [
+    # libbpf's bpf_object__open on a missing file (libbpf.c: "elf: failed to open %s: %s")
+    ("libbpf: elf: failed to open ./test_obj_id.bpf.o: No such file or directory",
+     "object not found", "./test_obj_id.bpf.o"),
+    # dash and busybox sh behind system()
+    ("sh: 1: ip: not found", "missing command", "ip"),
+    ("sh: tc: not found", "missing command", "tc"),
+    # testing_helpers.c load_module()
+    ("Can't find bpf_test_no_cfi.ko kernel module: 2", "missing module", "bpf_test_no_cfi.ko"),
+    # libbpf.c bpf_object__read_kconfig_file()
+    ("libbpf: failed to open system Kconfig", "unreadable kernel config",
+     "failed to open system Kconfig"),
+])
+def test_infrastructure_signatures(line: str, kind: str, what: str) -> None:
+    [found] = infra.scan(["noise", line, line])
+    assert (found.kind, found.what) == (kind, what)
+
+
+def test_a_failure_that_matches_no_signature_stays_a_failure() -> None:
+    parsed = parse(data("test_progs-subtest-fail.log").splitlines())
+    verdict = judge(parsed, 1)
+    assert verdict.verdict == "fail"
+    assert not infra.scan(["test_x:FAIL:open ./x.bpf.o unexpected error: -22"])

@@ -1,38 +1,38 @@
 #!/bin/busybox sh
-# Guest /init, filled in by harness/initramfs.py.  Channels (QEMU serial ports):
-#   ttyS0 console, ttyS1 test_progs output, ttyS2 dmesg, ttyS3 exit status (written last).
+# Guest /init (stage 1), from harness/boot/initramfs.py.  With a root filesystem image
+# (/harness/rootfs exists), load the block and filesystem modules it needs, mount the
+# read-only image under a tmpfs overlay, copy the test payload into it and run
+# /harness/run.sh there; without one, run /harness/run.sh in the initramfs itself.
 /bin/busybox --install -s /bin
 export PATH=/bin
-mkdir -p /sys/fs/bpf /sys/kernel/debug /sys/kernel/tracing
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-mount -t bpf bpffs /sys/fs/bpf
-mount -t debugfs debugfs /sys/kernel/debug
-mount -t tracefs tracefs /sys/kernel/tracing
-echo "HARNESS: booted $(uname -r)"
-cd /root/test
-# Fault injection for the harness's own tests: harness.kill_test_progs=SECONDS sends
-# SIGSEGV to test_progs after that many seconds (a crash mid-run).
-kill_after=$(sed -n 's/.*harness\.kill_test_progs=\([0-9.]*\).*/\1/p' /proc/cmdline)
-./test_progs -t @TESTS@ >/dev/ttyS1 2>&1 &
-pid=$!
-if [ -n "$kill_after" ]; then
-	sleep "$kill_after"
-	kill -SEGV "$pid" 2>/dev/null
+fail() {
+	echo "HARNESS: rootfs: $*"
+	echo "HARNESS-EXIT rootfs" >/dev/ttyS3
+	reboot -f
+}
+if [ ! -e /harness/rootfs ]; then
+	exec /bin/busybox sh /harness/run.sh
 fi
-wait "$pid"
-rc=$?
-echo "HARNESS: test_progs exited $rc"
-dmesg >/dev/ttyS2
-echo "HARNESS-EXIT $rc" >/dev/ttyS3
-sync
-# End the VM.  QEMU runs with -no-reboot, so a reboot ends it as a power-off would, and
-# needs no ACPI (a kernel without ACPI cannot power off: it halts and QEMU keeps running).
-# harness.halt_at_end makes the guest halt instead (the harness's own tests of a guest
-# that cannot power off).
-if grep -q 'harness\.halt_at_end' /proc/cmdline; then
-	halt -f
+for m in $(cat /harness/modules.order 2>/dev/null); do
+	insmod "/harness/modules/$m" || fail "insmod $m failed"
+done
+mkdir -p /lower /upper /newroot
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+mount -t squashfs -o ro /dev/vda /lower || fail "cannot mount /dev/vda (squashfs)"
+mount -t tmpfs -o mode=0755 tmpfs /upper
+mkdir -p /upper/data /upper/work
+mount -t overlay overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work \
+	/newroot || fail "cannot mount the overlay"
+mkdir -p /newroot/root/test /newroot/harness
+cp -a /root/test/. /newroot/root/test/
+cp -a /harness/. /newroot/harness/
+if [ -d /lib/modules ]; then
+	mkdir -p /newroot/lib/modules
+	cp -a /lib/modules/. /newroot/lib/modules/
 fi
-reboot -f
+echo "HARNESS: root filesystem $(cat /harness/rootfs)"
+exec chroot /newroot /harness/busybox sh /harness/run.sh

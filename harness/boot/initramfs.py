@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,38 +82,114 @@ def with_parents(paths: Iterable[str]) -> list[Entry]:
     return [directory(d) for d in sorted(dirs, key=lambda d: (d.count("/"), d))]
 
 
-def render_init(tests: Iterable[str], template: str) -> str:
-    """The guest's /init: the template with the test_progs filter filled in."""
-    return template.replace("@TESTS@", ",".join(tests))
+def render_run(args: Iterable[str], template: str) -> str:
+    """The guest's stage 2: the template with test_progs's arguments filled in."""
+    return template.replace("@ARGS@", " ".join(args))
+
+
+def test_progs_args(allow: tuple[str, ...], deny: tuple[str, ...]) -> list[str]:
+    """test_progs reads the selection back from list files in its directory."""
+    return [*(["-a", f"@{ALLOW_LIST}"] if allow else []),
+            *(["-d", f"@{DENY_LIST}"] if deny else [])]
+
+
+ALLOW_LIST = "harness-allow.list"
+DENY_LIST = "harness-deny.list"
 
 
 @dataclass(frozen=True)
 class Payload:
+    """What the guest gets: test_progs and the files beside it, the selection, the
+    kernel's config, and how its root is made."""
+
     busybox: Path
     test_progs: Path
-    module: Path
-    bpf_objects: tuple[Path, ...]
-    tests: tuple[str, ...]  # test_progs -t names
+    files: tuple[tuple[str, Path], ...]  # (name in test_progs's directory, host path)
+    allow: tuple[str, ...] = ()  # list-file lines (select.FilterSet.lines)
+    deny: tuple[str, ...] = ()
+    kernel_config: Path | None = None
+    rootfs: str | None = None  # the root filesystem's recipe key; None: this initramfs
+    boot_modules: tuple[tuple[str, bytes], ...] = ()  # (file name, .ko bytes), in order
+    kernel_modules: Path | None = None  # /lib/modules/<release>: the guest's modprobe loads
+    #                                     what the tests need (sch_clsact, veth, ...)
+
+    @property
+    def programs(self) -> tuple[Path, ...]:
+        """The ELF programs whose libraries the guest needs."""
+        return (self.test_progs, *(p for _, p in self.files if _is_program(p)))
+
+
+def _is_program(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == b"\x7fELF" and bool(path.stat().st_mode & stat.S_IXUSR)
+    except OSError:
+        return False
+
+
+def _lists(payload: Payload) -> list[Entry]:
+    out = []
+    for name, lines in ((ALLOW_LIST, payload.allow), (DENY_LIST, payload.deny)):
+        if lines:
+            out.append(regular(f"{GUEST_TEST_DIR}/{name}", ("\n".join(lines) + "\n").encode()))
+    return out
+
+
+def _harness_files(payload: Payload, libraries: list[str]) -> list[Entry]:
+    """/harness: busybox, stage 2, the kernel config, libraries and boot modules."""
+    template = (VM_DIR / "run.sh").read_text()
+    args = test_progs_args(payload.allow, payload.deny)
+    files = [host_file("harness/busybox", payload.busybox),
+             regular("harness/run.sh", render_run(args, template).encode(), True)]
+    if payload.kernel_config is not None:
+        files.append(host_file("harness/kernel.config", payload.kernel_config))
+    if payload.rootfs is None:  # the initramfs is the root: libraries where ldd found them
+        return files + [host_file(lib.lstrip("/"), Path(lib)) for lib in libraries]
+    files += [host_file(f"harness/lib/{Path(lib).name}", Path(lib)) for lib in libraries]
+    files += [regular("harness/rootfs", f"{payload.rootfs}\n".encode())]
+    files += [regular(f"harness/modules/{name}", data) for name, data in payload.boot_modules]
+    order = "".join(f"{name}\n" for name, _ in payload.boot_modules)
+    return [*files, regular("harness/modules.order", order.encode())]
 
 
 def entries(payload: Payload, libraries: list[str]) -> list[Entry]:
     files = [
         host_file("bin/busybox", payload.busybox),
         host_file(f"{GUEST_TEST_DIR}/test_progs", payload.test_progs),
-        host_file(f"{GUEST_TEST_DIR}/{payload.module.name}", payload.module),
-        *(host_file(f"{GUEST_TEST_DIR}/{o.name}", o) for o in payload.bpf_objects),
-        *(host_file(lib.lstrip("/"), Path(lib)) for lib in libraries),
+        *(host_file(f"{GUEST_TEST_DIR}/{name}", path) for name, path in payload.files),
+        *_lists(payload),
+        *_harness_files(payload, libraries),
+        *_module_tree(payload.kernel_modules),
+        regular("init", (VM_DIR / "init.sh").read_bytes(), True),
     ]
-    template = (VM_DIR / "init.sh").read_text()
-    files.append(regular("init", render_init(payload.tests, template).encode(), True))
     dirs = with_parents([f.path for f in files])
     mounts = [directory(d) for d in ("proc", "sys", "dev", "tmp", "run")]
     return [*dirs, *mounts, *files]
 
 
-def assemble(payload: Payload, dest: Path) -> int:
-    """Write the gzip'd archive to dest and return its size in bytes."""
-    libraries = parse_ldd(proc.capture(["ldd", str(payload.test_progs)]))
-    data = gzip.compress(newc(entries(payload, libraries)), compresslevel=1)
+def _module_tree(root: Path | None) -> list[Entry]:
+    """An installed kernel's modules at their place (symlinks to its sources left out)."""
+    if root is None:
+        return []
+    return [host_file(f"lib/modules/{root.name}/{p.relative_to(root)}", p)
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()]
+
+
+def libraries(programs: Iterable[Path], present: Callable[[str], bool]) -> list[str]:
+    """The shared libraries the programs load that the guest's root does not have."""
+    found: dict[str, None] = {}
+    for program in programs:
+        for lib in parse_ldd(proc.capture(["ldd", str(program)], check=False)):
+            if not present(lib):
+                found[lib] = None
+    return list(found)
+
+
+def assemble(payload: Payload, dest: Path, present: Callable[[str], bool] | None = None,
+             ) -> int:
+    """Write the gzip'd archive to dest and return its size in bytes.  `present` says
+    whether the guest's root already has a library (default: nothing is there)."""
+    libs = libraries(payload.programs, present or (lambda _: False))
+    data = gzip.compress(newc(entries(payload, libs)), compresslevel=1)
     dest.write_bytes(data)
     return len(data)

@@ -23,6 +23,15 @@ class Kernel:
     types: str | None = None  # a built kernel: the hash of its vmlinux's .BTF section
 
     @property
+    def modules_dir(self) -> Path | None:
+        """Where an installed kernel's modules are (a kernel built by the harness has
+        what the guest needs built in)."""
+        if self.identity is not None:
+            return None
+        path = Path("/lib/modules") / self.release
+        return path if path.is_dir() else None
+
+    @property
     def vmlinux(self) -> Path:
         return self.headers / "vmlinux"
 

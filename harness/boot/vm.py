@@ -21,6 +21,7 @@ from harness.errors import BootError, HarnessTimeout, UsageError
 from harness.host import proc
 
 BOOT_MARKER = "HARNESS: booted"
+SETUP_MARKER = "HARNESS: rootfs: "  # stage 1 could not set up the root filesystem
 STATUS_RE = re.compile(r"HARNESS-EXIT (\d+)")
 PANIC_RE = re.compile(r"Kernel panic - not syncing|end Kernel panic")
 HALT_RE = re.compile(r"Power off not available|reboot: System halted")
@@ -65,6 +66,7 @@ TCG_ARGS = "tcg,thread=single"
 
 def qemu_argv(
     qemu: str, spec: VmSpec, accel: Accel, *, kernel: Path, initrd: Path, run_dir: Path,
+    disk: Path | None = None,
 ) -> list[str]:
     """The full QEMU command line (pure: compared as a list in tests)."""
     argv = [qemu, "-accel", TCG_ARGS if accel.name == "tcg" else accel.name]
@@ -77,6 +79,8 @@ def qemu_argv(
         "-append", " ".join((*KERNEL_ARGS, *spec.kernel_args)),
         "-serial", "stdio",
     ]
+    if disk is not None:  # the root filesystem image, read-only (the guest overlays it)
+        argv += ["-drive", f"file={disk},if=virtio,format=raw,readonly=on"]
     for name in CHANNELS:
         argv += ["-serial", f"file:{run_dir / name}"]
     return argv
@@ -89,9 +93,12 @@ class Console:
     booted_at: float | None = None
     panic: str | None = None
     halted: bool = False
+    setup_error: str | None = None
     started: float = field(default_factory=time.monotonic)
 
     def feed(self, line: str) -> None:
+        if SETUP_MARKER in line and self.setup_error is None:
+            self.setup_error = line.split(SETUP_MARKER, 1)[1].strip()
         if BOOT_MARKER in line and self.booted_at is None:
             self.booted_at = time.monotonic() - self.started
         if self.panic is None and PANIC_RE.search(line):
@@ -133,6 +140,7 @@ class Observed:
     stopped: str | None  # why the harness ended QEMU, if it did
     qemu_status: int
     seconds: float
+    setup_error: str | None = None  # the guest could not mount its root filesystem
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,8 @@ def decide(seen: Observed, log: Path) -> Outcome:
     """
     if seen.panic:
         raise BootError(f"kernel panic: {seen.panic}", log)
+    if seen.setup_error:
+        raise BootError(f"guest root filesystem: {seen.setup_error}", log)
     if seen.status is not None:
         return Outcome(exit_status=seen.status, boot_seconds=seen.booted_at or 0.0,
                        seconds=seen.seconds, qemu_status=seen.qemu_status,
@@ -228,7 +238,8 @@ def boot(argv: list[str], run_dir: Path, boot_timeout: float, run_timeout: float
     clock.poll()
     seen = Observed(status=read_status(_read(run_dir / "status")), booted_at=console.booted_at,
                     panic=console.panic, stopped=streamed.stopped,
-                    qemu_status=streamed.returncode, seconds=streamed.seconds)
+                    qemu_status=streamed.returncode, seconds=streamed.seconds,
+                    setup_error=console.setup_error)
     outcome = decide(seen, log)
     return dataclasses.replace(outcome, stamped=tuple(clock.stamped))
 

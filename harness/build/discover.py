@@ -9,18 +9,20 @@ few that read files of the tree, which are named `load_*`.
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.build import select
 from harness.errors import BuildError, SelectionError, TreeError
 
 SELFTESTS = Path("tools/testing/selftests/bpf")
 
 TEST_FN_RE = re.compile(r"^void (?:serial_)?test_([a-zA-Z0-9_]+)\((?:void)?\)", re.M)
 SKEL_RE = re.compile(r'^\s*#\s*include\s+"([A-Za-z0-9_]+)\.(skel|lskel|subskel)\.h"', re.M)
-OBJ_RE = re.compile(r'"([A-Za-z0-9_\-]+\.bpf\.o)"')
+# However the path is written: "x.bpf.o", "./x.bpf.o", "progs/x.bpf.o"
+OBJ_RE = re.compile(r'"(?:[A-Za-z0-9_./\-]*/)?([A-Za-z0-9_\-]+\.bpf\.o)"')
 DEPS_RE = re.compile(r"^([A-Za-z0-9_]+)\.skel\.h-deps\s*:=\s*(.*)$", re.M)
 PROG_CFLAGS_RE = re.compile(r"^progs/([A-Za-z0-9_]+)\.c-CFLAGS\s*:=\s*(.*)$", re.M)
 
@@ -44,6 +46,17 @@ class TestFile:
     functions: tuple[str, ...]  # ("struct_ops_module",)
     skeletons: tuple[Skeleton, ...]
     runtime_objects: tuple[str, ...]  # ("xyz.bpf.o", ...) opened by path at run time
+    source: str = field(default="", repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A file the selftests Makefile ships beside test_progs (TRUNNER_EXTRA_FILES)."""
+
+    name: str  # its name in test_progs' directory: "urandom_read", "ima_setup.sh"
+    kind: str  # "module" (X/ built against the kernel), "program" (built by the
+    #            tree's own Makefile), "file" (copied from the selftests directory)
+    mention: str = ""  # what a test that uses it names (default: its file name)
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,23 @@ class Plan:
     extra_sources: tuple[str, ...]  # runner helpers: test_progs.c, cgroup_helpers.c, ...
     prog_cflags: dict[str, str]
     objects: tuple[str, ...] = ()  # BPF objects wanted on their own (the emulator's corpus)
+    selection: select.Resolved | None = None  # what test_progs is told to run
+    extras: tuple[Extra, ...] = ()  # test modules, helper programs and files to ship
+    unbuilt: tuple[str, ...] = ()  # runtime objects named in a test with no progs/ source
 
     @property
     def functions(self) -> tuple[str, ...]:
+        """Every test the linked files define (tests.h must list them all)."""
         return tuple(f for t in self.tests for f in t.functions)
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        """The tests test_progs is asked to run."""
+        return self.selection.tests if self.selection else self.functions
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.extras if e.kind == "module")
 
     @property
     def skeletons(self) -> tuple[Skeleton, ...]:
@@ -132,33 +158,73 @@ def parse_test_file(stem: str, source: str, deps: dict[str, tuple[str, ...]]) ->
         functions=test_functions(source),
         skeletons=skeletons(source, deps),
         runtime_objects=runtime_objects(source),
+        source=source,
     )
 
 
-def resolve_names(requested: tuple[str, ...], available: dict[str, tuple[str, ...]]) -> list[str]:
-    """Map requested names to prog_tests file stems.
-
-    `available` maps each stem to the test functions it defines.  A name may be a stem
-    ("test_struct_ops_module", "test_struct_ops_module.c") or a test function name
-    ("struct_ops_module").
-    """
-    by_function = {fn: stem for stem, fns in available.items() for fn in fns}
-    stems: list[str] = []
-    for name in requested:
-        key = name.removesuffix(".c")
-        stem = key if key in available else by_function.get(key)
-        if stem is None:
-            raise SelectionError(_no_match(name, list(available) + list(by_function)))
-        if stem not in stems:
-            stems.append(stem)
-    return stems
+EXTRA_OUTPUT_RE = re.compile(r"^\$\(OUTPUT\)/([A-Za-z0-9_.\-]+)$")
+EXTRA_WILDCARD_RE = re.compile(r"^\$\(wildcard\s+([^)\s]+)\)$")
 
 
-def _no_match(name: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(name, candidates, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return (f"--tests {name!r} matches no file or test in "
-            f"{SELFTESTS}/prog_tests{hint}")
+def extra_files(makefile: str, root: Path) -> tuple[Extra, ...]:
+    """test_progs' TRUNNER_EXTRA_FILES: `$(OUTPUT)/X.ko` with an X/ directory is a test
+    module, another `$(OUTPUT)/X` a program the Makefile builds, a plain name or a
+    `$(wildcard ...)` files copied from the selftests directory."""
+    try:
+        text = _joined_assignment(makefile, "TRUNNER_EXTRA_FILES")
+    except BuildError:  # a tree without extras: test_progs runs with what it links
+        text = ""
+    words = re.findall(r"\$\(wildcard\s+[^)]*\)|\S+", text)
+    found: list[Extra] = []
+    for word in words:
+        if m := EXTRA_OUTPUT_RE.match(word):
+            name = m[1]
+            module = name.endswith(".ko") and (root / name.removesuffix(".ko")).is_dir()
+            found.append(Extra(name.removesuffix(".ko") if module else name,
+                               "module" if module else "program"))
+        elif m := EXTRA_WILDCARD_RE.match(word):
+            prefix = Path(m[1]).name.split("*", 1)[0]  # "btf_dump_test_case_"
+            found += [Extra(str(p.relative_to(root)), "file", prefix)
+                      for p in sorted(root.glob(m[1])) if not p.name.endswith(".bpf.o")]
+        elif not word.startswith("$"):
+            found.append(Extra(word, "file"))
+    return tuple(found)
+
+
+def needed_extras(extras: tuple[Extra, ...], texts: list[str], root: Path,
+                  ) -> tuple[Extra, ...]:
+    """The extras the selected tests use: bpf_testmod (test_progs loads it itself), and
+    every extra whose name a test (or a needed script) mentions, with `libX.so` for a
+    needed program X; followed to a fixed point."""
+    needed = {e for e in extras if e.kind == "module" and e.name == "bpf_testmod"}
+    texts = list(texts)
+    while True:
+        more = {e for e in extras if e not in needed and _mentioned(e, texts, needed)}
+        if not more:
+            return tuple(e for e in extras if e in needed)
+        needed |= more
+        texts += [_text(root / e.name) for e in more if e.kind == "file"]
+
+
+def _mentioned(e: Extra, texts: list[str], needed: set[Extra]) -> bool:
+    name = Path(e.name).name
+    key = e.mention or (f"{name}.ko" if e.kind == "module" else name)
+    if any(f"lib{n.name}.so" == name for n in needed if n.kind == "program"):
+        return True
+    return any(key in t for t in texts)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def tree_lists(root: Path, arch: str, version: str) -> list[tuple[str, str]]:
+    """The tree's deny lists that exist, as (name, text)."""
+    return [(name, (root / name).read_text(errors="replace"))
+            for name in select.tree_list_names(arch, version) if (root / name).is_file()]
 
 
 def _makefile(root: Path) -> str:
@@ -169,21 +235,38 @@ def _makefile(root: Path) -> str:
                         f"selftests are incomplete") from exc
 
 
-def load_plan(tree: Path, requested: tuple[str, ...]) -> Plan:
+def load_plan(tree: Path, request: select.Request, *, arch: str = "x86_64",
+              version: str = "") -> Plan:
     """Read the tree's selftests and return what the selected tests need."""
     root = tree / SELFTESTS
     makefile = _makefile(root)
-    sources = {p.stem: p.read_text(errors="replace") for p in (root / "prog_tests").glob("*.c")}
+    sources = {p.stem: p.read_text(errors="replace")
+               for p in sorted((root / "prog_tests").glob("*.c"))}
     available = {stem: test_functions(text) for stem, text in sources.items()}
-    stems = resolve_names(requested, available)
+    resolved = select.resolve(request, available, tree_lists(root, arch, version))
     deps = linked_deps(makefile)
-    tests = tuple(parse_test_file(s, sources[s], deps) for s in stems)
+    tests = tuple(parse_test_file(s, sources[s], deps) for s in resolved.stems)
     for t in tests:
         if not t.functions:
             raise SelectionError(f"prog_tests/{t.stem}.c defines no test_*() function")
         _check_programs(root, t)
-    return Plan(tests=tests, extra_sources=extra_sources(makefile),
-                prog_cflags=prog_cflags(makefile))
+    plan = Plan(tests=tests, extra_sources=extra_sources(makefile),
+                prog_cflags=prog_cflags(makefile), selection=resolved,
+                extras=needed_extras(extra_files(makefile, root),
+                                     [t.source for t in tests], root))
+    return _only_built(plan, root)
+
+
+def _only_built(plan: Plan, root: Path) -> Plan:
+    """Runtime objects without a progs/ source are listed, not built (make would stop)."""
+    missing = tuple(o for o in plan.runtime_objects
+                    if not (root / "progs" / f"{o.removesuffix('.bpf.o')}.c").is_file())
+    if not missing:
+        return plan
+    tests = tuple(TestFile(t.stem, t.functions, t.skeletons,
+                           tuple(o for o in t.runtime_objects if o not in missing), t.source)
+                  for t in plan.tests)
+    return dataclasses.replace(plan, tests=tests, unbuilt=missing)
 
 
 STRUCT_OPS_SEC_RE = re.compile(r'SEC\("\??\.struct_ops(?:\.link)?"\)')

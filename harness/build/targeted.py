@@ -51,19 +51,25 @@ class BuildContext:
     def tools_dir(self) -> Path:
         return self.cache.build(self.tree_key, "tools", self._compilers())
 
-    def testmod_dir(self, kernel: Kernel) -> Path:
+    def testmod_dir(self, kernel: Kernel, module: str = "bpf_testmod") -> Path:
         """Named by the kernel's source state and its BTF: an external module build does
         not follow vmlinux, and a module whose BTF was made against another vmlinux's
         (a relink makes new BTF) does not load."""
         inputs = {"kernel": kernel.fingerprint(), "types": kernel.types_fingerprint(),
                   "headers": str(kernel.headers),
                   "cc": self.toolchain.cc, "cc_version": self.versions.get("gcc", "")}
-        return self.cache.build(self.tree_key, "testmod", inputs)
+        part = "testmod" if module == TESTMOD else f"module-{module}"
+        return self.cache.build(self.tree_key, part, inputs)
 
-    def selftests_dir(self, kernel: Kernel) -> Path:
+    def selftests_dir(self, kernel: Kernel, flavor: str = "test_progs") -> Path:
         inputs = {"kernel": kernel.types_fingerprint(), "headers": str(kernel.headers),
                   **self._compilers()}
-        return self.cache.build(self.tree_key, "selftests", inputs)
+        part = "selftests" if flavor == "test_progs" else f"selftests-{flavor}"
+        return self.cache.build(self.tree_key, part, inputs)
+
+    def helpers_dir(self) -> Path:
+        """Helper programs the selftests Makefile builds (urandom_read, uprobe_multi, ...)."""
+        return self.cache.build(self.tree_key, "helpers", self._compilers())
 
 
 @dataclass(frozen=True)
@@ -142,16 +148,32 @@ def sync_dir(src: Path, dest: Path, patterns: tuple[str, ...]) -> None:
                 shutil.copy2(f, target)
 
 
-def build_testmod(ctx: BuildContext, kernel: Kernel) -> Path:
-    """bpf_testmod.ko, out of tree against the kernel's headers (gets module BTF)."""
-    src = ctx.tree / SELFTESTS / TESTMOD
-    work = ctx.testmod_dir(kernel)
+def build_testmod(ctx: BuildContext, kernel: Kernel, module: str = TESTMOD) -> Path:
+    """A test module (bpf_testmod.ko, bpf_test_no_cfi.ko, ...), out of tree against the
+    kernel's headers (gets module BTF)."""
+    src = ctx.tree / SELFTESTS / module
+    work = ctx.testmod_dir(kernel, module)
     sync_dir(src, work, ("*.c", "*.h", "Makefile", "Kbuild"))
-    _make(ctx, ["-C", str(kernel.headers), f"M={work}", "modules"], "build-testmod.log")
-    ko = work / f"{TESTMOD}.ko"
+    log = "build-testmod.log" if module == TESTMOD else f"build-{module}.log"
+    _make(ctx, ["-C", str(kernel.headers), f"M={work}", "modules"], log)
+    ko = work / f"{module}.ko"
     if not ko.is_file():
-        raise BuildError(f"module build produced no {ko.name}", ctx.log_dir / "build-testmod.log")
+        raise BuildError(f"module build produced no {ko.name}", ctx.log_dir / log)
     return ko
+
+
+def build_helpers(ctx: BuildContext, names: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """Helper programs test_progs runs, built by the tree's own selftests Makefile (its
+    rules, for its targets alone) into a directory of the cache."""
+    if not names:
+        return []
+    out = ctx.helpers_dir()
+    suffix = ctx.toolchain.llvm_suffix
+    _make(ctx, ["-C", str(ctx.tree / SELFTESTS), f"OUTPUT={out}",
+                f"CLANG={ctx.toolchain.clang}", f"LLD=lld{suffix}", f"LLC=llc{suffix}",
+                f"LLVM_STRIP={ctx.toolchain.llvm_strip}", *(str(out / n) for n in names)],
+          "build-helpers.log")
+    return [(n, out / n) for n in names]
 
 
 def sys_includes(clang_verbose: str) -> list[str]:
@@ -195,6 +217,7 @@ class MakeInputs:
     toolchain: Toolchain
     arch: str
     sys_includes: tuple[str, ...]
+    flavor: str = "test_progs"
 
 
 def _skeleton_rule(skel: Skeleton) -> str:
@@ -211,6 +234,13 @@ def _skeleton_rule(skel: Skeleton) -> str:
         f"\t$(BPFTOOL) gen object {linked} {objs}\n"
         f"\t{gen} > $@.tmp && mv $@.tmp $@\n"
     )
+
+
+FLAVOR_CFLAGS = {  # as the selftests Makefile's three runners compile their programs
+    "test_progs": "-DENABLE_ATOMICS_TESTS -mcpu=v3",
+    "test_progs-no_alu32": "-mcpu=v2",
+    "test_progs-cpuv4": "-DENABLE_ATOMICS_TESTS -mcpu=v4",
+}
 
 
 def _header(m: MakeInputs) -> str:
@@ -279,19 +309,21 @@ def build_objects(ctx: BuildContext, plan: Plan, tools: Tools, kernel: Kernel) -
     return targets
 
 
-def _inputs(ctx: BuildContext, out: Path, tools: Tools, kernel: Kernel) -> MakeInputs:
+def _inputs(ctx: BuildContext, out: Path, tools: Tools, kernel: Kernel,
+            flavor: str = "test_progs") -> MakeInputs:
     clang_v = proc.capture([ctx.toolchain.clang, "-v", "-E", "-"], with_stderr=True)
     return MakeInputs(tree=ctx.tree, out=out, tools=tools, vmlinux=kernel.vmlinux,
                       toolchain=ctx.toolchain, arch="x86",
-                      sys_includes=tuple(sys_includes(clang_v)))
+                      sys_includes=tuple(sys_includes(clang_v)), flavor=flavor)
 
 
-def build_selftests(ctx: BuildContext, plan: Plan, tools: Tools, kernel: Kernel) -> Selftests:
+def build_selftests(ctx: BuildContext, plan: Plan, tools: Tools, kernel: Kernel,
+                    flavor: str = "test_progs") -> Selftests:
     """Generate the targeted Makefile and run it."""
-    out = ctx.selftests_dir(kernel)
+    out = ctx.selftests_dir(kernel, flavor)
     write_if_changed(out / "prog_tests/tests.h", tests_header(plan))
     makefile = out / "targeted.mk"
-    write_if_changed(makefile, render_makefile(_inputs(ctx, out, tools, kernel), plan))
+    write_if_changed(makefile, render_makefile(_inputs(ctx, out, tools, kernel, flavor), plan))
     _make(ctx, ["-f", str(makefile), "all"], "build-test_progs.log")
     runtime = tuple(out / o for o in plan.runtime_objects)
     return Selftests(test_progs=out / "test_progs", runtime_objects=runtime)

@@ -6,6 +6,8 @@
     <root>/kbuild/<lineage>/    kernel build workspaces (harness/build/kbuild.py): src,
                                 config-<key>, out-<key>; locked as "kbuild-<lineage>"
     <root>/ccache               ccache's store for kernel builds
+    <root>/rootfs/<recipe key>  the guest's Debian root filesystems (harness/boot/rootfs.py),
+                                locked as "rootfs-<recipe key>" while built
     <root>/locks/<key>.lock     one lock per tree key, held from checkout through build
     <root>/logs/<time>-<pid>    logs of commands that have no run directory
 
@@ -56,6 +58,7 @@ LAYOUT: tuple[tuple[str, str, Locks], ...] = (
     ("kernel source", "kbuild/*/src", lambda p: (f"kbuild-{p.parent.name}",)),
     ("kernel config", "kbuild/*/config-*", lambda p: (f"kbuild-{p.parent.name}",)),
     ("kernel build", "kbuild/*/out-*", lambda p: (f"kbuild-{p.parent.name}",)),
+    ("rootfs", "rootfs/*", lambda p: (f"rootfs-{p.name}",)),
     ("ccache", "ccache", lambda p: ()),  # ccache copes with its store going away
     ("logs", "logs", lambda p: ()),
 )

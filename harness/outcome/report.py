@@ -17,10 +17,12 @@ from typing import Any
 
 from harness.boot.choice import Choice
 from harness.boot.kernel import Kernel
+from harness.boot.rootfs import Rootfs
 from harness.boot.vm import Accel
 from harness.boot.vm import Outcome as VmOutcome
 from harness.build.discover import Plan
-from harness.errors import GuestError, HarnessError, SelectionError, tail
+from harness.errors import GuestError, HarnessError, InfraError, SelectionError, tail
+from harness.outcome import infra
 from harness.outcome.compare import Change, Compared
 from harness.outcome.results import INCOMPLETE, Parsed, Result, Status
 from harness.source.apply import Applied
@@ -77,6 +79,7 @@ def judge(parsed: Parsed, exit_status: int) -> Judged:
     guest = _guest_error(parsed, bool(subtests), exit_status)
     if guest is not None:
         return Judged(Verdict.ERROR, guest.line(), subtests, guest)
+    missing = _mark_infra(subtests)
     if not parsed.complete:
         last = subtests[-1].name if subtests else "start"
         subtests.append(_synthetic(INCOMPLETE,
@@ -84,24 +87,64 @@ def judge(parsed: Parsed, exit_status: int) -> Judged:
                                    f"exit status {exit_status}"))
         return Judged(Verdict.FAIL, f"test_progs did not finish (exit status {exit_status})",
                       subtests)
+    return _judge_complete(parsed, subtests, exit_status, missing)
+
+
+def _judge_complete(parsed: Parsed, subtests: list[Result], exit_status: int,
+                    missing: list[infra.Missing]) -> Judged:
+    """judge() for a run that reached its Summary line."""
     if exit_status == 2 or not subtests:
         error = SelectionError(f"test_progs ran no test (exit status {exit_status})")
         return Judged(Verdict.ERROR, error.line(), subtests, error)
-    failed = parsed.failed()
+    failed = _failed(parsed, subtests)
     if failed:
         names = ", ".join(r.name for r in failed if r.is_subtest) or failed[0].name
         return Judged(Verdict.FAIL, f"failed: {names}", subtests)
+    if missing:
+        count = sum(1 for r in subtests if r.status is Status.INFRA)
+        infra_error = InfraError(f"{count} subtest(s) could not run for want of test "
+                                 f"infrastructure: "
+                                 f"{'; '.join(m.text() for m in _once(missing))}")
+        return Judged(Verdict.ERROR, infra_error.line(), subtests, infra_error)
     if exit_status != 0:
         subtests.append(_synthetic("test_progs/exit", f"exit status {exit_status} without FAIL"))
         return Judged(Verdict.FAIL, f"test_progs exited {exit_status}", subtests)
     return Judged(Verdict.PASS, f"{len(subtests)} subtests passed", subtests)
 
 
-def _guest_error(parsed: Parsed, results: bool, exit_status: int) -> GuestError | None:
+def _mark_infra(subtests: list[Result]) -> list[infra.Missing]:
+    """Failed subtests whose log shows missing infrastructure become `infra`."""
+    missing: list[infra.Missing] = []
+    for r in subtests:
+        found = infra.scan(r.log) if r.status is Status.FAIL else []
+        if found:
+            r.status = Status.INFRA
+            missing += found
+    return missing
+
+
+def _once(missing: list[infra.Missing]) -> list[infra.Missing]:
+    return list({m.text(): m for m in missing}.values())
+
+
+def _failed(parsed: Parsed, subtests: list[Result]) -> list[Result]:
+    """Genuine failures: failed subtests, and failed tests none of whose subtests failed
+    (the test body itself) unless their own log shows missing infrastructure."""
+    infra_tests = {r.name.split("/", 1)[0] for r in subtests if r.status is Status.INFRA}
+    own = [t for t in parsed.tests if t.status is Status.FAIL and t not in subtests
+           and t.name not in infra_tests and not infra.scan(t.log)
+           and not any(s.status is Status.FAIL and s.name.startswith(f"{t.name}/")
+                       for s in subtests)]
+    return [r for r in subtests if r.status is Status.FAIL] + own
+
+
+def _guest_error(parsed: Parsed, results: bool, exit_status: int,
+                 ) -> HarnessError | None:
     """What kept the tests from running as meant, on the guest's side (None: nothing)."""
     if parsed.modules_not_loaded:  # the tests ran without their module: no verdict on them
-        return GuestError(f"test module {', '.join(parsed.modules_not_loaded)} did not load "
-                          f"in the guest, so the tests ran without it (see dmesg.log)")
+        return InfraError(f"missing module: test module {', '.join(parsed.modules_not_loaded)}"
+                          f" did not load in the guest, so the tests ran without it "
+                          f"(see dmesg.log)")
     if not parsed.complete and not results and exit_status < SIGNALLED:
         return GuestError(f"test_progs printed no result and exited {exit_status} "
                           f"without a crash: it could not run (see test_progs.log)")
@@ -148,6 +191,7 @@ class RunReport(Common):
     accel: Accel | None = None
     versions: dict[str, str] = field(default_factory=dict)
     plan: Plan | None = None
+    rootfs: Rootfs | None = None
     qemu: list[str] | None = None
     initramfs_bytes: int | None = None
     vm: VmOutcome | None = None
@@ -159,8 +203,7 @@ class RunReport(Common):
     def plan_dict(self) -> dict[str, Any] | None:
         if self.plan is None:
             return None
-        return {"files": [t.stem for t in self.plan.tests], "functions":
-                list(self.plan.functions), "bpf_objects": list(self.plan.bpf_objects)}
+        return plan_dict(self.plan)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -175,6 +218,7 @@ class RunReport(Common):
             "tests": self.plan_dict(),
             "qemu": " ".join(self.qemu) if self.qemu else None,
             "initramfs_bytes": self.initramfs_bytes,
+            "rootfs": self.rootfs.as_dict() if self.rootfs else None,
             "vm": self.vm.as_dict() if self.vm else None,
             "counts": self.counts(),
             "stages": [vars(s) for s in self.stages],
@@ -226,8 +270,10 @@ class RunReport(Common):
         if self.subtests:
             c = self.counts()
             lines.append(f"  subtests: {c['pass']} passed, {c['fail']} failed, "
-                         f"{c['skip']} skipped")
-        lines += [f"  FAIL {r.name}" for r in self.subtests if r.status is Status.FAIL]
+                         f"{c['skip']} skipped, {c['infra']} without infrastructure, "
+                         f"{c['denied']} denied")
+        lines += [f"  {r.status.value.upper()} {r.name}" for r in self.subtests
+                  if r.status in (Status.FAIL, Status.INFRA)]
         lines.append(f"  report: {self.run_dir / 'report.json'}")
         return "\n".join(lines)
 
@@ -238,16 +284,39 @@ class RunReport(Common):
                        f"(Linux {self.tree.version})")
         out += self.kernel_lines()
         if self.plan:
-            out.append(f"  tests: {', '.join(self.plan.functions)}")
+            out.append(f"  tests: {', '.join(self.plan.selected)}")
         if self.qemu:
             out.append(f"  qemu: {' '.join(self.qemu)}")
         return out
 
 
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    """What a selection resolved to (report.json's `tests`, and `run --list --json`)."""
+    sel = plan.selection
+    return {"selected": list(plan.selected), "files": [t.stem for t in plan.tests],
+            "functions": list(plan.functions),
+            "skeletons": [s.header for s in plan.skeletons],
+            "bpf_objects": list(plan.bpf_objects), "runtime_objects": list(plan.runtime_objects),
+            "unbuilt_objects": list(plan.unbuilt), "modules": list(plan.modules),
+            "helpers": [e.name for e in plan.extras if e.kind != "module"],
+            "allow": sel.allow_lines() if sel else [], "deny": sel.deny_lines() if sel else [],
+            "denied": list(sel.denied) if sel else []}
+
+
+def plan_text(plan: Plan) -> str:
+    """`run --list`: the selection, one heading per kind."""
+    d = plan_dict(plan)
+    rows = [("tests", d["selected"]), ("files", d["files"]), ("skeletons", d["skeletons"]),
+            ("objects", d["bpf_objects"]), ("modules", d["modules"]),
+            ("helpers", d["helpers"]), ("denied", d["denied"]),
+            ("not built (no progs/ source)", d["unbuilt_objects"])]
+    return "\n".join(f"{name} ({len(items)}): {' '.join(items)}" for name, items in rows)
+
+
 def _subtest_dict(r: Result) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": r.name, "status": r.status.value, "number": r.number,
                              "seconds": r.seconds}
-    if r.status is Status.FAIL and r.log:
+    if r.status in (Status.FAIL, Status.INFRA, Status.DENIED) and r.log:
         entry["log"] = "\n".join(r.log)
     return entry
 
@@ -351,6 +420,13 @@ def run_suite(name: str, report: RunReport) -> ET.Element:
             fail_case(case, r.log, f"{r.name} failed")
         elif r.status is Status.SKIP:
             ET.SubElement(case, "skipped", {"message": "skipped by test_progs"})
+        elif r.status is Status.DENIED:
+            ET.SubElement(case, "skipped", {"message": f"denied ({r.log[0] if r.log else ''})"})
+        elif r.status is Status.INFRA:
+            found = infra.scan(r.log)
+            what = "; ".join(m.text() for m in found) or "missing test infrastructure"
+            ET.SubElement(case, "error", {"message": what[:500], "type": "infrastructure"}
+                          ).text = "\n".join(r.log)
     if report.verdict is Verdict.DRY_RUN:
         case = testcase(suite, "harness/run")
         ET.SubElement(case, "skipped", {"message": "dry run: nothing built or booted"})

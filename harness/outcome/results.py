@@ -32,6 +32,8 @@ class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     SKIP = "skip"
+    INFRA = "infra"  # could not run: the guest lacked what the harness provides (infra.py)
+    DENIED = "denied"  # taken away by a deny list: never run, never a pass
 
 
 _STATUS = {"OK": Status.PASS, "FAIL": Status.FAIL, "SKIP": Status.SKIP}

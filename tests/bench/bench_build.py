@@ -45,7 +45,7 @@ from pathlib import Path
 
 from harness import bootstrap
 from harness.boot import kernel
-from harness.build import discover
+from harness.build import discover, select
 from harness.build import targeted as build
 from harness.config import Toolchain, default_cache
 from harness.errors import BuildError, HarnessError
@@ -241,7 +241,7 @@ def targeted_build(tree_path: Path, k: kernel.Kernel, opts: Options, work: Path)
     say(f"targeted build of {', '.join(TESTS)} into {build_dir} (-j{opts.jobs})")
     start = time.monotonic()
     try:
-        plan = discover.load_plan(tree_path, TESTS)
+        plan = discover.load_plan(tree_path, select.Request(tests=TESTS))
         tools = build.build_tools(ctx)
         t_tools = time.monotonic()
         build.build_testmod(ctx, k)
