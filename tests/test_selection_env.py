@@ -90,3 +90,14 @@ def test_selection_errors(default_tree: Path, tmp_path: Path,
     bad.write_text("# ok\nstruct_ops_module bad\n")
     assert cli.main(["run", "--deny", f"@{bad}", "--list", "--out", out]) == cli.EXIT_USAGE
     assert f"{bad}:2: whitespace inside an entry" in capsys.readouterr().err
+
+
+def test_bare_initramfs_gives_the_same_struct_ops_results(default_tree: Path,
+                                                          tmp_path: Path) -> None:
+    """`--rootfs initramfs` is kept only where it gives what the Debian root gives: the
+    default struct_ops_module tests."""
+    run = tmp_path / "bare"
+    assert cli.main(["run", "--rootfs", "initramfs", "--out", str(run)]) == cli.EXIT_PASS
+    report = _report(run)
+    assert report["rootfs"] is None and "-drive" not in report["qemu"]
+    assert [s["status"] for s in report["subtests"]] == ["pass"] * 7
