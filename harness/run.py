@@ -217,8 +217,8 @@ def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
         busybox=Path(cfg.toolchain.busybox), test_progs=selftests.test_progs,
         files=tuple(files), allow=tuple(sel.allow_lines()) if sel else (),
         deny=tuple(sel.deny_lines()) if sel else (),
-        kernel_config=_config_file(k), rootfs=root.recipe_key if root else None,
-        boot_modules=_boot_modules(k) if root else (), kernel_modules=k.modules_dir)
+        kernel_config=config_file(k), rootfs=root.recipe_key if root else None,
+        boot_modules=boot_modules(k) if root else (), kernel_modules=k.modules_dir)
     with st.step("initramfs"):
         rep.initramfs_bytes = initramfs.assemble(payload, cfg.out / "initramfs.cpio.gz",
                                                  root.has if root else None)
@@ -228,13 +228,14 @@ def _helpers(plan: discover.Plan, kind: str) -> tuple[str, ...]:
     return tuple(e.name for e in plan.extras if e.kind == kind)
 
 
-def _config_file(k: kernel.Kernel) -> Path | None:
+def config_file(k: kernel.Kernel) -> Path | None:
     config = k.headers / ".config"
     return config if config.is_file() else None
 
 
-def _boot_modules(k: kernel.Kernel) -> tuple[tuple[str, bytes], ...]:
-    config = _config_file(k)
+def boot_modules(k: kernel.Kernel) -> tuple[tuple[str, bytes], ...]:
+    """What the guest's stage 1 inserts to mount the root filesystem, for this kernel."""
+    config = config_file(k)
     if config is None:
         return ()
     return rootfs.boot_modules(kconfig.parse(config.read_text(errors="replace")),
@@ -246,16 +247,17 @@ def _root(cfg: RunConfig, st: Stages, rep: RunReport) -> rootfs.Rootfs | None:
     if cfg.root != "debian":
         return None
     with st.step("rootfs", "build-rootfs.log"):
-        rep.rootfs = rootfs.ensure(_recipe(), Cache(cfg.cache), cfg.out, st.progress)
+        rep.rootfs = rootfs.ensure(runtime_recipe(), Cache(cfg.cache), cfg.out, st.progress)
     return rep.rootfs
 
 
-def _recipe() -> rootfs.Recipe:
+def runtime_recipe() -> rootfs.Recipe:
+    """The guest's root filesystem recipe: the runtime layer, from apt's mirror."""
     return rootfs.recipe(("runtime",), rootfs.host_mirror())
 
 
 def _qemu(cfg: RunConfig, k: kernel.Kernel, accel: vm.Accel) -> list[str]:
-    disk = rootfs.at(Cache(cfg.cache), _recipe()).image if cfg.root == "debian" else None
+    disk = rootfs.at(Cache(cfg.cache), runtime_recipe()).image if cfg.root == "debian" else None
     return vm.qemu_argv(cfg.toolchain.qemu, cfg.vm, accel, kernel=k.image,
                         initrd=cfg.out / "initramfs.cpio.gz", run_dir=cfg.out, disk=disk)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -59,3 +62,14 @@ def default_tree(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from harness.source import tree  # noqa: PLC0415
 
     return tree.default_tree(Cache(cache), tmp_path_factory.mktemp("import-logs")).path
+
+
+def load_bench(name: str) -> ModuleType:
+    """A script of tests/bench/ as a module (they are scripts, not a package)."""
+    script = Path(__file__).resolve().parent / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module

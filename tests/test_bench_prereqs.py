@@ -5,29 +5,20 @@ Pure: a fake "installed" predicate and a fake bootstrap.ensure_packages; apt nev
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_bench
 
 from harness import bootstrap
 from harness.errors import HarnessError
 from harness.host import proc
 
-SCRIPT = Path(__file__).resolve().parent / "bench" / "bench_build.py"
-
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_build", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_build")
 
 
 def test_prerequisites_include_rsync(bench: ModuleType) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import pytest
+
+from harness.boot.kernel import Kernel
 from harness.build import discover
 from harness.build import targeted as build
 from harness.config import Toolchain
+from harness.host.cache import Cache
 
 CLANG_V = """\
 clang version 19.1.7
@@ -55,6 +60,28 @@ def test_makefile_builds_only_the_plan() -> None:
     # Generated headers are searched before the tree, so stale in-tree ones are never used.
     assert text.index("-I$(OUT) -I$(SRC)") > 0
     assert text.count(".bpf.o: $(SRC)/progs/") == 3
+
+
+@pytest.mark.parametrize(("flavor", "mcpu", "atomics"), [
+    ("test_progs", "-mcpu=v3", True),
+    ("test_progs-no_alu32", "-mcpu=v2", False),
+    ("test_progs-cpuv4", "-mcpu=v4", True),
+])
+def test_flavors_compile_as_the_makefile_runners(flavor: str, mcpu: str, atomics: bool) -> None:
+    inputs = dataclasses.replace(_inputs(), flavor=flavor)
+    text = build.render_makefile(inputs, _plan())
+    flags = text.split("BPF_CFLAGS :=", 1)[1].split("CFLAGS :=", 1)[0]
+    assert mcpu in flags and ("-DENABLE_ATOMICS_TESTS" in flags) is atomics
+    assert flags.count("-mcpu=") == 1
+
+
+def test_each_flavor_has_its_own_build_directory(tmp_path: Path) -> None:
+    ctx = build.BuildContext(tree=tmp_path, tree_key="t", cache=Cache(tmp_path),
+                             log_dir=tmp_path, toolchain=Toolchain(), jobs=1)
+    k = Kernel(image=tmp_path / "bz", headers=tmp_path, release="r", identity="i", types="t")
+    dirs = {ctx.selftests_dir(k, f).name.split("-")[0] for f in build.FLAVOR_CFLAGS}
+    assert len({ctx.selftests_dir(k, f) for f in build.FLAVOR_CFLAGS}) == 3
+    assert dirs == {"selftests"}
 
 
 def test_write_if_changed_keeps_mtime(tmp_path: Path) -> None:

@@ -258,7 +258,7 @@ CC := {m.toolchain.cc}
 BPF_CFLAGS := -g -Wall -Werror -D__TARGET_ARCH_{m.arch} -mlittle-endian \\
 \t-I$(OUT) -I{m.tools.libbpf_include} -I$(SRC) -I$(TREE)/tools/include/uapi \\
 \t-Wno-compare-distinct-pointer-types {' '.join(m.sys_includes)} \\
-\t-DENABLE_ATOMICS_TESTS -O2 --target=bpf -mcpu=v3
+\t-O2 --target=bpf {FLAVOR_CFLAGS[m.flavor]}
 CFLAGS := -g -O0 -rdynamic -Wall -Werror -fno-omit-frame-pointer \\
 \t-I$(OUT) -I$(SRC) -I{m.tools.libbpf_include} -I$(TREE)/tools/lib \\
 \t-I$(TREE)/tools/include -I$(TREE)/tools/arch/{m.arch}/include -I$(TREE)/tools/include/uapi
