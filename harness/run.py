@@ -211,6 +211,8 @@ def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
     with st.step("build-helpers", "build-helpers.log"):
         files += build.build_helpers(ctx, _helpers(plan, "program"))
     files += [(name, t.path / discover.SELFTESTS / name) for name in _helpers(plan, "file")]
+    if plan.calls_bpftool:  # upstream links ./bpftool beside test_progs (core_reloc_btfgen)
+        files.append(("bpftool", tools.bpftool))
     root = _root(cfg, st, rep)
     sel = plan.selection
     payload = initramfs.Payload(

@@ -61,6 +61,31 @@ def _req(*tests: str) -> select.Request:
     return select.Request(tests=tests)
 
 
+def test_files_providing_functions_a_selected_file_calls_are_linked() -> None:
+    sources = {
+        "iters": "extern int stack_mprotect(void);\nvoid test_iters(void)\n{\n"
+                 "\tstack_mprotect();\n}\n",
+        "test_lsm": "int stack_mprotect(void)\n{\n\treturn 0;\n}\n"
+                    "static int helper(void)\n{\n\treturn 1;\n}\nvoid test_lsm(void)\n{\n}\n",
+        "other": "static int stack_mprotect2(void)\n{\n}\nvoid test_other(void)\n{\n}\n",
+    }
+    assert discover.exported(sources["test_lsm"]) == {"stack_mprotect"}
+    assert discover.with_providers(("iters",), sources) == ("iters", "test_lsm")
+    assert discover.with_providers(("other",), sources) == ("other",)
+
+
+def test_objects_a_macro_pastes_together() -> None:
+    source = '.btf_src_file = "btf__core_reloc_" #name ".bpf.o",\n'
+    progs = ["btf__core_reloc_arrays", "btf__core_reloc_ints", "test_core_reloc_ints"]
+    assert discover.pasted_objects(source, progs) == (
+        "btf__core_reloc_arrays.bpf.o", "btf__core_reloc_ints.bpf.o")
+
+
+def test_skeletons_included_with_angle_brackets() -> None:
+    source = '#include <test_progs.h>\n#include <preempt_lock.skel.h>\n'
+    assert [s.header for s in discover.skeletons(source, {})] == ["preempt_lock.skel.h"]
+
+
 def test_runtime_objects_however_the_path_is_written() -> None:
     source = 'open("./a.bpf.o"); open("b.bpf.o"); x = "progs/c.bpf.o"; y = "%s.bpf.o";'
     assert discover.runtime_objects(source) == ("a.bpf.o", "b.bpf.o", "c.bpf.o")

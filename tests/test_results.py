@@ -140,6 +140,7 @@ def test_missing_command_is_infrastructure() -> None:
     # dash and busybox sh behind system()
     ("sh: 1: ip: not found", "missing command", "ip"),
     ("sh: tc: not found", "missing command", "tc"),
+    ("sh: 1: ./bpftool: not found", "missing command", "./bpftool"),
     # testing_helpers.c load_module()
     ("Can't find bpf_test_no_cfi.ko kernel module: 2", "missing module", "bpf_test_no_cfi.ko"),
     # libbpf.c bpf_object__read_kconfig_file()

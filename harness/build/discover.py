@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from harness.errors import BuildError, SelectionError, TreeError
 SELFTESTS = Path("tools/testing/selftests/bpf")
 
 TEST_FN_RE = re.compile(r"^void (?:serial_)?test_([a-zA-Z0-9_]+)\((?:void)?\)", re.M)
-SKEL_RE = re.compile(r'^\s*#\s*include\s+"([A-Za-z0-9_]+)\.(skel|lskel|subskel)\.h"', re.M)
+# `#include "x.skel.h"`, and `#include <x.skel.h>` (prog_tests/preempt_lock.c)
+SKEL_RE = re.compile(r'^\s*#\s*include\s+["<]([A-Za-z0-9_]+)\.(skel|lskel|subskel)\.h[">]',
+                     re.M)
 # However the path is written: "x.bpf.o", "./x.bpf.o", "progs/x.bpf.o"
 OBJ_RE = re.compile(r'"(?:[A-Za-z0-9_./\-]*/)?([A-Za-z0-9_\-]+\.bpf\.o)"')
 DEPS_RE = re.compile(r"^([A-Za-z0-9_]+)\.skel\.h-deps\s*:=\s*(.*)$", re.M)
@@ -80,6 +83,11 @@ class Plan:
     def selected(self) -> tuple[str, ...]:
         """The tests test_progs is asked to run."""
         return self.selection.tests if self.selection else self.functions
+
+    @property
+    def calls_bpftool(self) -> bool:
+        """A selected file runs `./bpftool` (the selftests Makefile links one there)."""
+        return any("./bpftool" in t.source for t in self.tests)
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -147,17 +155,30 @@ def skeletons(source: str, deps: dict[str, tuple[str, ...]]) -> tuple[Skeleton, 
     return tuple(found)
 
 
+# "btf__core_reloc_" #name ".bpf.o": a macro pastes the rest of the name (core_reloc.c)
+OBJ_PREFIX_RE = re.compile(r'"([A-Za-z0-9_\-]+)"\s*#\s*\w+\s*"\.bpf\.o"')
+
+
+def pasted_objects(source: str, progs: Iterable[str]) -> tuple[str, ...]:
+    """Objects whose names a macro pastes together: every progs/<prefix>*.c."""
+    prefixes = set(OBJ_PREFIX_RE.findall(source))
+    return tuple(sorted(f"{p}.bpf.o" for p in progs
+                        if any(p.startswith(x) for x in prefixes)))
+
+
 def runtime_objects(source: str) -> tuple[str, ...]:
     """BPF object files a test opens by name at run time ("foo.bpf.o")."""
     return tuple(sorted(set(OBJ_RE.findall(source))))
 
 
-def parse_test_file(stem: str, source: str, deps: dict[str, tuple[str, ...]]) -> TestFile:
+def parse_test_file(stem: str, source: str, deps: dict[str, tuple[str, ...]],
+                    progs: Iterable[str] = ()) -> TestFile:
     return TestFile(
         stem=stem,
         functions=test_functions(source),
         skeletons=skeletons(source, deps),
-        runtime_objects=runtime_objects(source),
+        runtime_objects=tuple(sorted({*runtime_objects(source),
+                                      *pasted_objects(source, progs)})),
         source=source,
     )
 
@@ -245,7 +266,9 @@ def load_plan(tree: Path, request: select.Request, *, arch: str = "x86_64",
     available = {stem: test_functions(text) for stem, text in sources.items()}
     resolved = select.resolve(request, available, tree_lists(root, arch, version))
     deps = linked_deps(makefile)
-    tests = tuple(parse_test_file(s, sources[s], deps) for s in resolved.stems)
+    stems = with_providers(resolved.stems, sources)
+    progs = sorted(p.stem for p in (root / "progs").glob("*.c"))
+    tests = tuple(parse_test_file(s, sources[s], deps, progs) for s in stems)
     for t in tests:
         if not t.functions:
             raise SelectionError(f"prog_tests/{t.stem}.c defines no test_*() function")
@@ -255,6 +278,32 @@ def load_plan(tree: Path, request: select.Request, *, arch: str = "x86_64",
                 extras=needed_extras(extra_files(makefile, root),
                                      [t.source for t in tests], root))
     return _only_built(plan, root)
+
+
+# A top-level function definition that is not static: `int stack_mprotect(void)\n{`.
+DEFINITION_RE = re.compile(r"^(?!static\b)[A-Za-z_][\w \t*]*?\b(\w+)\s*\([^;{}]*\)\s*\{",
+                           re.M)
+CALL_RE = re.compile(r"\b(\w+)\s*\(")
+
+
+def exported(source: str) -> set[str]:
+    """Functions a prog_tests file defines for the others (test entry points aside)."""
+    return {m[1] for m in DEFINITION_RE.finditer(source)} - set(test_functions(source)) - {
+        f"test_{fn}" for fn in test_functions(source)}
+
+
+def with_providers(stems: tuple[str, ...], sources: dict[str, str]) -> tuple[str, ...]:
+    """The selected files plus the prog_tests files defining functions they call
+    (6.12's iters.c calls stack_mprotect() from test_lsm.c: upstream links every file
+    into one binary, the targeted build must link the provider too)."""
+    providers = {name: stem for stem, text in sources.items() for name in exported(text)}
+    chosen = list(stems)
+    for stem in chosen:  # grows while iterating: providers' own needs too
+        for name in dict.fromkeys(CALL_RE.findall(sources[stem])):
+            p = providers.get(name)
+            if p is not None and p not in chosen:
+                chosen.append(p)
+    return tuple(chosen)
 
 
 def _only_built(plan: Plan, root: Path) -> Plan:

@@ -27,7 +27,7 @@ SIGNATURES = (
         r"libbpf: elf: failed to open (?P<what>\S+\.bpf\.o): (?:No such file|-ENOENT|-2\b)"),
         "libbpf's bpf_object__open"),
     Signature("missing command", re.compile(
-        r"(?:^|\s)(?:sh|bash|/bin/sh)(?:: \d+)?: (?:\d+: )?(?P<what>[\w.\-]+): "
+        r"(?:^|\s)(?:sh|bash|/bin/sh)(?:: \d+)?: (?:\d+: )?(?P<what>[\w./\-]+): "
         r"(?:not found|command not found)"), "the shell behind system()"),
     Signature("missing module", re.compile(
         r"(?:Can't find (?P<what>\S+\.ko) kernel module|Failed to load (?P<what2>\S+\.ko) "
