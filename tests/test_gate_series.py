@@ -30,6 +30,9 @@ def test_classify() -> None:
     assert classify(P, None) is Change.REMOVED
     assert classify(P, S) is Change.SKIP
     assert not Change.PRE_EXISTING.gates
+    # A subtest the series side could not run, or a list denied, is never a pass.
+    assert classify(P, Status.INFRA) is Change.NOT_RUN
+    assert classify(F, Status.DENIED) is Change.NOT_RUN and not Change.NOT_RUN.gates
 
 
 def test_compare_order_and_removed() -> None:

@@ -22,6 +22,7 @@ class Change(StrEnum):
     REMOVED = "removed"  # the series side finished without it
     NOT_REACHED = "not-reached"  # the series side crashed before reaching it
     SKIP = "skip"  # skipped with the series, not failing on either side
+    NOT_RUN = "not-run"  # the series side could not run it (infra) or a list denied it
 
     @property
     def gates(self) -> bool:
@@ -47,6 +48,8 @@ def classify(base: Status | None, new: Status | None, new_finished: bool = True)
         return Change.NEW_FAILING if new is fail else Change.NEW
     if new is None:
         return Change.REMOVED if new_finished else Change.NOT_REACHED
+    if new in (Status.INFRA, Status.DENIED):  # no verdict on it: never a pass
+        return Change.NOT_RUN
     if new is fail:
         return Change.PRE_EXISTING if base is fail else Change.REGRESSION
     if base is fail:

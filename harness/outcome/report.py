@@ -450,6 +450,8 @@ def gate_suite(report: GateReport) -> ET.Element:
             ET.SubElement(case, "skipped", {"message": "removed by the series"})
         elif c.change is Change.PRE_EXISTING:
             ET.SubElement(case, "skipped", {"message": f"pre-existing, not gating ({change})"})
+        elif c.change is Change.NOT_RUN:
+            ET.SubElement(case, "skipped", {"message": f"not run on the series side ({change})"})
         elif c.series is Status.SKIP:
             ET.SubElement(case, "skipped", {"message": f"skipped by test_progs ({change})"})
     if report.verdict is Verdict.DRY_RUN:
