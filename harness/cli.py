@@ -417,6 +417,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = run_config(args)
     prepare_run_dir(cfg.out)
     if args.list:
+        if args.series:
+            raise errors.UsageError("--list resolves the selection on the tree alone; it does "
+                                    "not apply --series (drop one of them)")
         plan = run.list_plan(cfg, _progress)
         print(json.dumps(plan_dict(plan), indent=2) if args.json else plan_text(plan))
         return EXIT_PASS

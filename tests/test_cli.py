@@ -160,3 +160,10 @@ def test_internal_error_keeps_traceback_in_run_dir(
     assert "KeyError" in (tmp_path / "run/traceback.txt").read_text()
     assert json.loads((tmp_path / "run/report.json").read_text())["exit_code"] == 70
     assert "internal error" in _error_line(capsys)
+
+
+def test_list_with_series_is_a_usage_error(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["run", "--list", "--series", "x.mbox", "--out", str(tmp_path / "r")])
+    assert code == cli.EXIT_USAGE
+    assert "--list resolves the selection on the tree alone" in capsys.readouterr().err
