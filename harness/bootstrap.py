@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -47,6 +47,26 @@ def kernel_packages(source_version: str, flavour: str = "cloud-amd64") -> list[s
     return [f"linux-image-{release}", f"linux-headers-{release}"]
 
 
+def image_choice(image: str, candidate: Callable[[str], bool]) -> str:
+    """The signed image package, or its `-unsigned` twin (the same kernel, not signed for
+    Secure Boot) while Debian's archive has the new version unsigned only: seen on
+    bookworm-security between a linux-source upload and its signed build."""
+    unsigned = f"{image}-unsigned"
+    if candidate(image) or not candidate(unsigned):
+        return image
+    return unsigned
+
+
+def has_candidate(package: str) -> bool:
+    """apt has a version of `package` to install (`apt-cache policy` names a candidate)."""
+    try:
+        out = proc.capture(["apt-cache", "policy", package])
+    except proc.ProcError:
+        return False
+    m = re.search(r"^\s*Candidate:\s*(\S+)", out, re.M)
+    return m is not None and m[1] != "(none)"
+
+
 def _log(name: str) -> Path:
     LOGS.mkdir(parents=True, exist_ok=True)
     return LOGS / f"{name}.log"
@@ -64,13 +84,17 @@ def _missing(packages: Sequence[str]) -> list[str]:
     return missing
 
 
+def _apt_update(updated: list[bool]) -> None:
+    proc.run(["apt-get", "update", "-q"], log=_log("apt-update"), timeout=600, env=APT_ENV)
+    updated.append(True)
+
+
 def _apt_install(packages: Sequence[str], updated: list[bool]) -> None:
     missing = _missing(packages)
     if not missing:
         return
     if not updated:
-        proc.run(["apt-get", "update", "-q"], log=_log("apt-update"), timeout=600, env=APT_ENV)
-        updated.append(True)
+        _apt_update(updated)
     print(f"bootstrap: installing {' '.join(missing)}", file=sys.stderr, flush=True)
     proc.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
              log=_log("apt-install"), timeout=1800, env=APT_ENV)
@@ -95,7 +119,12 @@ def install_system() -> None:
     updated: list[bool] = []
     _apt_install(PACKAGES, updated)
     version = proc.capture(["dpkg-query", "-W", "-f=${Version}", SOURCE]).strip()
-    _apt_install(kernel_packages(version), updated)
+    image, headers = kernel_packages(version)
+    if _missing([image]) and _missing([f"{image}-unsigned"]):
+        if not updated:
+            _apt_update(updated)
+        _apt_install([image_choice(image, has_candidate)], updated)
+    _apt_install([headers], updated)
     try:
         import ensurepip  # noqa: F401, PLC0415  (Debian splits it into python3-venv)
     except ImportError:

@@ -27,6 +27,8 @@ from types import FrameType
 from typing import Any, Protocol, TypeAlias
 
 from harness import errors, gate, run
+from harness.bisect import command as bisect_cmd
+from harness.bisect import driver
 from harness.boot import choice, kconfig, kernel
 from harness.btf import verify
 from harness.btf.shadow import Rules
@@ -45,7 +47,7 @@ from harness.host import cache as cache_mod
 from harness.host import toolchain
 from harness.host.cache import Cache
 from harness.outcome import results
-from harness.outcome.report import Verdict, judge, plan_dict, plan_text
+from harness.outcome.report import RunReport, Verdict, judge, plan_dict, plan_text
 from harness.source import apply, series, tree
 
 
@@ -99,6 +101,11 @@ EXITS: tuple[Exit, ...] = (
              "a BPF object, a command, a test module or the kernel config (the closed list "
              "in harness/outcome/infra.py), and no test failed otherwise", Verdict.ERROR,
          errors.InfraError),
+    Exit(16, "bisect: an endpoint does not behave (the good one fails or the bad one passes "
+             "the selected tests, or cannot be judged), or git refuses the range",
+         Verdict.ERROR, errors.BisectRefused),
+    Exit(17, "bisect: skipped commits leave several candidates for the first bad commit "
+             "(listed)", Verdict.ERROR, errors.BisectAmbiguous),
     Exit(70, "internal error (a bug in harness; `traceback.txt` in the run directory)",
          Verdict.ERROR, errors.InternalError),
     Exit(130, "aborted by Ctrl-C, SIGTERM or SIGHUP (children ended, report written with "
@@ -107,7 +114,10 @@ EXITS: tuple[Exit, ...] = (
 EXIT_PASS, EXIT_TEST_FAILURE, EXIT_USAGE, EXIT_BAD_TREE, EXIT_MISSING_TOOL = 0, 1, 2, 3, 4
 EXIT_NO_TESTS, EXIT_BUILD, EXIT_BOOT, EXIT_TIMEOUT, EXIT_BAD_SERIES = 5, 6, 7, 8, 9
 EXIT_APPLY, EXIT_BAD_OBJECT, EXIT_DRY_RUN, EXIT_COMMAND, EXIT_CONFIG = 10, 11, 12, 13, 14
-EXIT_INFRA = 15
+EXIT_INFRA, EXIT_BISECT_REFUSED, EXIT_BISECT_AMBIGUOUS = 15, 16, 17
+# `run --bisect`: what `git bisect run` understands (125 skip; 128 and up abort it).
+GIT_BISECT = {driver.Outcome.PASS: 0, driver.Outcome.FAIL: 1, driver.Outcome.SKIP: 125,
+              driver.Outcome.ABORT: 128}
 EXIT_INTERNAL, EXIT_ABORTED = 70, 130
 
 
@@ -244,6 +254,26 @@ def _add_run(sub: Subcommands) -> None:
     _common_tree(add)
     add("--series", metavar="SRC", help="gate a series: apply it, run on the base and on "
         "base+series and compare (SRC: mbox, format-patch dir, BASE..TIP in --tree, msg-id)")
+    _run_options(add)
+    add("--list", action="store_true", help="print what the selection resolves to (tests, "
+        "files, skeletons, objects, modules, helper files, denied) and exit; builds nothing")
+    add("--dry-run", action="store_true", help="resolve the tree, kernel and tests (and the "
+        "series' patches); print the plan and the QEMU command; build, apply and boot "
+        f"nothing (exit {EXIT_DRY_RUN})")
+    add("--bisect", action="store_true", help="exit codes for `git bisect run`: 0 good "
+        "(pass), 1 bad (fail), 125 skip (the commit cannot be judged: build failure, no "
+        "boot, infrastructure), 128 abort (usage or internal error); see README, Bisecting")
+    _panic_option(add, "with --bisect: ")
+
+
+def _panic_option(add: Adder, when: str = "") -> None:
+    add("--panic", choices=driver.PANIC_POLICIES, default="bad", help=f"{when}a kernel panic "
+        "or hang while the tests run: bad (default: the regression a kernel bisect hunts) or "
+        "skip")
+
+
+def _run_options(add: Adder) -> None:
+    """What a run tests and on what: the options `run` and `bisect` share."""
     add("--tests", type=_tests, help="what test_progs -t selects (substrings of test "
         "names, comma lists, test/subtest), or prog_tests file stems (the tests a file "
         f"defines); default {','.join(DEFAULTS.tests)}")
@@ -260,8 +290,6 @@ def _add_run(sub: Subcommands) -> None:
     add("--rootfs", choices=ROOTS, help="the guest's root: a Debian root filesystem with "
         "what the selftests call (debian, default; built once and cached) or the bare "
         "busybox initramfs")
-    add("--list", action="store_true", help="print what the selection resolves to (tests, "
-        "files, skeletons, objects, modules, helper files, denied) and exit; builds nothing")
     add("--kernel", metavar="auto|prebuilt|build|IMAGE", help="the kernel to boot: auto "
         "(default: the installed Debian kernel when it is provably the tree's own, else "
         "built from the tree), prebuilt (the installed kernel, with a warning when that is "
@@ -279,9 +307,38 @@ def _add_run(sub: Subcommands) -> None:
     add("--append", action="append", default=[], metavar="ARG",
         help="extra guest kernel command-line argument (repeatable)")
     add("-j", "--jobs", type=int, help="parallel build jobs (default: the number of CPUs)")
-    add("--dry-run", action="store_true", help="resolve the tree, kernel and tests (and the "
-        "series' patches); print the plan and the QEMU command; build, apply and boot "
-        f"nothing (exit {EXIT_DRY_RUN})")
+
+
+def _add_bisect(sub: Subcommands) -> None:
+    p = _command(sub, "bisect", "find the first commit where the selected tests fail (or "
+                 "pass again)", "Bisect a tree's history with git bisect choosing the commits "
+                 "and `harness run` judging each: good passes, bad fails, a commit that cannot "
+                 "be judged is skipped.  Works in clones the harness owns.")
+    add = p.add_argument
+    _common_tree(add, rev=False, json=False)
+    add("--good", "--old", dest="old", action="append", metavar="REV", help="a commit whose "
+        "tests pass (with --find fix: still fail); repeatable")
+    add("--bad", "--new", dest="new", metavar="REV", help="a commit whose tests fail (with "
+        "--find fix: pass)")
+    add("--find", choices=[f.value for f in driver.Find], default=driver.Find.REGRESSION.value,
+        help="regression (default): the first failing commit; fix: the first commit that "
+        "passes again (terms broken/fixed)")
+    add("--repeat", type=_positive, default=1, metavar="N", help="run each commit N times; "
+        "any failing run makes it fail (flakes count as failures)")
+    _panic_option(add)
+    add("--resume", type=Path, metavar="DIR", help="continue the interrupted bisection whose "
+        "--out was DIR (its bisect.json); other options are taken from it")
+    _run_options(add)
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: a whole number of 1 or more")
+    return n
 
 
 def _actions(p: argparse.ArgumentParser, *actions: tuple[str, str],
@@ -365,6 +422,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
+    _add_bisect(sub)
     _add_series(sub)
     _add_shadow(sub)
     _add_parse(sub)
@@ -423,9 +481,48 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = run.list_plan(cfg, _progress)
         print(json.dumps(plan_dict(plan), indent=2) if args.json else plan_text(plan))
         return EXIT_PASS
+    if args.bisect and (args.series or args.dry_run):
+        raise errors.UsageError("--bisect judges one commit of one tree; it does not go with "
+                                "--series or --dry-run")
     if args.series:
         return finish(gate.execute(cfg, args.series, _progress), args.json)
-    return finish(run.execute(cfg, _progress), args.json)
+    rep = run.execute(cfg, _progress)
+    code = finish(rep, args.json)
+    if not args.bisect:
+        return code
+    outcome = driver.classify(rep.verdict, rep.error, args.panic)
+    bisect_code = EXIT_ABORTED if rep.verdict is Verdict.ABORTED else GIT_BISECT[outcome]
+    word = {0: "good", 1: "bad", 125: "skip"}.get(bisect_code, "abort")
+    print(f"harness: for git bisect: {word} (exit {bisect_code})", file=sys.stderr)
+    return bisect_code
+
+
+def _write_run(rep: RunReport) -> int:
+    """A bisection step's run: its report files, no printing; its exit code."""
+    rep.exit_code = exit_code(rep.verdict, rep.error)
+    write_files(rep)
+    return rep.exit_code
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    argv = list(getattr(args, "argv", []))
+    prior: list[driver.Step] = []
+    if args.resume is not None:
+        logged = bisect_cmd.load_steps(args.resume)
+        argv, prior = logged.argv, logged.steps
+        args = parser().parse_args(["bisect", *argv, "--out", str(args.resume)])
+        args.old, args.new = list(logged.old) or args.old, logged.new or args.new
+    if not args.old or not args.new:
+        raise errors.UsageError("bisect needs --good REV and --bad REV (or --resume DIR)")
+    cfg = run_config(args)
+    if not prior:
+        shutil.rmtree(cfg.out / "steps", ignore_errors=True)
+    bc = bisect_cmd.BisectConfig(run=cfg, old=tuple(args.old), new=args.new,
+                                 find=driver.Find(args.find), repeat=args.repeat,
+                                 panic=args.panic, argv=tuple(argv))
+    summary = bisect_cmd.execute(bc, _progress, _write_run, prior)
+    print(bisect_cmd.report(summary))
+    return EXIT_PASS
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -571,8 +668,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": cmd_run, "series": cmd_series, "shadow": cmd_shadow, "parse": cmd_parse,
-    "kconfig": cmd_kconfig, "cache": cmd_cache}
+    "run": cmd_run, "bisect": cmd_bisect, "series": cmd_series, "shadow": cmd_shadow,
+    "parse": cmd_parse, "kconfig": cmd_kconfig, "cache": cmd_cache}
 
 
 def _raise_aborted(signum: int, _frame: FrameType | None) -> None:
@@ -608,12 +705,21 @@ def _where_to_dump(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser().parse_args(given)
+    except SystemExit as exc:  # argparse's usage error: for git bisect run, an abort
+        if exc.code == EXIT_USAGE and "--bisect" in given:
+            return GIT_BISECT[driver.Outcome.ABORT]
+        raise
+    args.argv = given[1:]  # what followed the command (bisect keeps it for --resume)
     with _signals_abort():
         try:
             return HANDLERS[args.command](args)
         except errors.HarnessError as exc:
             print(f"harness: error: {exc.line()}", file=sys.stderr)
+            if vars(args).get("bisect"):  # for git bisect run: abort, never "bad"
+                return GIT_BISECT[driver.Outcome.ABORT]
             return code_for(exc)
         except KeyboardInterrupt:
             print("harness: aborted", file=sys.stderr)
@@ -621,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # a bug: the traceback is kept, the exit code says so
             error = errors.internal_error(exc, _where_to_dump(args))
             print(f"harness: error: {error.line()}", file=sys.stderr)
-            return EXIT_INTERNAL
+            return GIT_BISECT[driver.Outcome.ABORT] if vars(args).get("bisect") else EXIT_INTERNAL
 
 
 def main_entry() -> None:

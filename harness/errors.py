@@ -59,6 +59,15 @@ class BootError(HarnessError):
     """The VM did not boot, panicked, or was lost before reporting a status."""
 
 
+class KernelPanic(BootError):
+    """The guest kernel panicked; `in_tests` when it had reached the guest's /init (the
+    tests were running), else it never booted."""
+
+    def __init__(self, message: str, log: Path | None = None, in_tests: bool = False) -> None:
+        super().__init__(message, log)
+        self.in_tests = in_tests
+
+
 class GuestError(BootError):
     """test_progs could not run in the guest: no result line and no crash (exit 3, 126)."""
 
@@ -70,6 +79,25 @@ class InfraError(HarnessError):
 
 class HarnessTimeout(HarnessError):
     """A step ran past its time limit."""
+
+
+class RunTimeout(HarnessTimeout):
+    """The guest booted and the tests started, but the run did not finish in time (a
+    hang while the tests ran)."""
+
+
+class BisectRefused(HarnessError):
+    """A bisection's endpoints do not behave: the old one fails or the new one passes the
+    selected tests (or cannot be judged), or git refuses the range."""
+
+
+class BisectAmbiguous(HarnessError):
+    """Skipped commits leave more than one candidate for the first bad (or fixed) commit."""
+
+    def __init__(self, message: str, candidates: Sequence[str], log: Path | None = None,
+                 ) -> None:
+        super().__init__(message, log)
+        self.candidates = list(candidates)
 
 
 class ParseError(HarnessError):

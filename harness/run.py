@@ -200,6 +200,7 @@ def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
     ctx = build.BuildContext(tree=t.path, tree_key=t.key, cache=Cache(cfg.cache),
                              log_dir=cfg.out, toolchain=cfg.toolchain, jobs=cfg.jobs,
                              timeout=cfg.timeouts.build, versions=rep.versions)
+    rep.builds = ctx.ledger  # filled as each build is done or reused
     with st.step("build-bpftool", "build-bpftool.log"):
         tools = build.build_tools(ctx)
     files: list[tuple[str, Path]] = []

@@ -93,3 +93,20 @@ def test_bootstrap_ensure_packages_skips_installed(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(proc, "capture", installed)
     monkeypatch.setattr(proc, "run", no_apt)
     assert bootstrap.ensure_packages(["rsync", "make"]) == []
+
+
+def test_bootstrap_takes_the_unsigned_image_while_the_signed_one_is_missing() -> None:
+    image = "linux-image-6.12.118+deb12-cloud-amd64"
+    only_unsigned = {f"{image}-unsigned"}
+    both = {image, f"{image}-unsigned"}
+    assert bootstrap.image_choice(image, only_unsigned.__contains__) == f"{image}-unsigned"
+    assert bootstrap.image_choice(image, both.__contains__) == image
+    # neither: apt's own error names the signed package
+    assert bootstrap.image_choice(image, set().__contains__) == image
+
+
+def test_bootstrap_reads_apt_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = {"a": "a:\n  Installed: (none)\n  Candidate: 1.0\n",
+              "b": "b:\n  Installed: (none)\n  Candidate: (none)\n"}
+    monkeypatch.setattr(proc, "capture", lambda argv, **_: policy[argv[-1]])
+    assert bootstrap.has_candidate("a") and not bootstrap.has_candidate("b")

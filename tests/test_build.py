@@ -11,6 +11,7 @@ from harness.boot.kernel import Kernel
 from harness.build import discover
 from harness.build import targeted as build
 from harness.config import Toolchain
+from harness.host import proc
 from harness.host.cache import Cache
 
 CLANG_V = """\
@@ -103,3 +104,52 @@ def test_first_error_names_the_compiler_error() -> None:
     assert build.first_error(log) == "a.c:3:5: error: implicit declaration of function 'g'"
     assert build.first_error("just a line\nlast line\n") == "last line"
     assert build.first_error("") == "no output"
+
+
+def _commit_file(repo: Path, rel: str) -> None:
+    from fakes import IDENTITY  # noqa: PLC0415
+    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+    (repo / rel).write_text(f"/* {rel} */\n")
+    for args in (["add", "-A"], ["commit", "-qm", rel]):
+        proc.run(["git", "-C", str(repo), *args], log=repo.parent / "g.log", timeout=30,
+                 env=IDENTITY)
+
+
+def test_bpftool_build_is_keyed_by_the_content_it_reads(tmp_path: Path) -> None:
+    """make runs again only when tools/ (but the selftests) or bpftool's kernel files
+    change; the ledger and the step's log say which."""
+    from fakes import FakeProcs, fake_kernel_repo  # noqa: PLC0415
+    repo = tmp_path / "linux"
+    repo.mkdir()
+    fake_kernel_repo(repo)
+
+    def made(req: proc.Request) -> None:
+        out = Path(next(a for a in req.argv if a.startswith("OUTPUT=")).split("=", 1)[1])
+        dest = Path(next(a for a in req.argv if a.startswith("LIBBPF_DESTDIR=")).split("=")[1])
+        (out / "bpftool").write_text("elf")
+        (out.parent / "libbpf/libbpf.a").write_text("ar")
+        (dest / "include/bpf").mkdir(parents=True, exist_ok=True)
+        (dest / "include/bpf/libbpf.h").write_text("/* */")
+
+    fake = FakeProcs().on("tools/bpf/bpftool", effect=made)
+    steps = [(None, "built"), (None, "reused"), ("Documentation/bpf/a.rst", "reused"),
+             ("tools/testing/selftests/bpf/t.c", "reused"), ("tools/lib/bpf/btf.c", "built"),
+             ("kernel/bpf/disasm.c", "built"), ("kernel/bpf/verifier.c", "reused"),
+             ("-tools/lib/bpf/btf.c kernel/bpf/disasm.c", "reused")]  # the first key again
+    with proc.using(fake):
+        for changed, expected in steps:
+            if changed and changed.startswith("-"):
+                proc.run(["git", "-C", str(repo), "rm", "-q", *changed[1:].split()],
+                         log=tmp_path / "g.log", timeout=30)
+                _commit_file(repo, "Documentation/bpf/b.rst")
+            elif changed:
+                _commit_file(repo, changed)
+            ctx = build.BuildContext(tree=repo, tree_key="t", cache=Cache(tmp_path / "c"),
+                                     log_dir=tmp_path, toolchain=Toolchain(), jobs=1)
+            build.build_tools(ctx)
+            assert ctx.ledger == {"bpftool": expected}, changed
+            log = (tmp_path / "build-bpftool.log").read_text()
+            assert log.startswith("harness: reused") is (expected == "reused")
+    assert sum(1 for c in fake.calls if c[0] == "make") == 3
+    assert "restored from the copy" in log  # the last step: the first build's copy
+    assert (tmp_path / "c").exists()

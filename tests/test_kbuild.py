@@ -104,7 +104,7 @@ def test_build_then_reuse_only_what_the_stamp_proves(repo: Path, tmp_path: Path)
     assert first.kernel.image == tmp_path / "run/bzImage"
     assert first.kernel.release == "6.12.117"
     assert first.kernel.fingerprint() == again.kernel.fingerprint()
-    assert first.kernel.fingerprint().startswith(f"built lin@{commit[:12]} config ")
+    assert first.kernel.fingerprint().startswith("built lin sources ")
     assert first.kernel.types_fingerprint().startswith("btf ")  # the .BTF section's hash
     ws = Path(first.workspace)
     assert (ws.parent / "src/Kconfig").is_file()  # a worktree of the repository
@@ -126,6 +126,26 @@ def test_another_commit_rebuilds_in_the_same_workspace(repo: Path, tmp_path: Pat
     assert not second.reused and second.workspace == first.workspace
     assert (Path(first.workspace).parent / "src/kernel/bpf/x.c").read_text() == "/* changed */\n"
     assert (repo / "kernel/bpf/x.c").read_text() == "/* changed */\n"  # the user's, untouched
+
+
+def test_commits_outside_the_kernel_sources_reuse_the_image(repo: Path, tmp_path: Path,
+                                                            ) -> None:
+    """Keyed by content: Documentation/ and the selftests are not kernel sources."""
+    fake = _fake()
+    changes = [("Documentation/bpf/x.rst", True), ("tools/testing/selftests/bpf/y.c", True),
+               ("tools/bpf/bpftool/gen.c", True), ("kernel/bpf/x.c", False),
+               ("tools/bpf/resolve_btfids/z.c", False), ("tools/lib/bpf/btf.c", False)]
+    with proc.using(fake):
+        first = kbuild.build(_ctx(tmp_path), repo, _head(repo), "lin", _frag(BPF="y"))
+        for path, reused in changes:
+            (repo / path).parent.mkdir(parents=True, exist_ok=True)
+            (repo / path).write_text(f"/* {path} */\n")
+            proc.run(["git", "-C", str(repo), "add", "-A"], log=tmp_path / "g.log", timeout=30)
+            proc.run(["git", "-C", str(repo), "commit", "-qm", path], log=tmp_path / "g.log",
+                     timeout=30, env=IDENTITY)
+            built = kbuild.build(_ctx(tmp_path), repo, _head(repo), "lin", _frag(BPF="y"))
+            assert built.reused is reused, path
+            assert (built.kernel.fingerprint() == first.kernel.fingerprint()) is reused
 
 
 def test_progress_lines_and_ccache(repo: Path, tmp_path: Path) -> None:

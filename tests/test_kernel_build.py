@@ -117,3 +117,27 @@ def test_config_fragment_that_cannot_hold(default_tree: Path, tmp_path: Path, op
     unmet = (tmp_path / "run/kernel-config-unmet.txt").read_text()
     assert option.split("=", maxsplit=1)[0] in unmet
     assert not (tmp_path / "run/build-kernel.log").exists()  # stopped before compiling
+
+
+@pytest.mark.vm
+def test_bisect_a_kernel_regression(default_tree: Path, tmp_path: Path) -> None:
+    """A culprit in kernel/bpf/: every step boots a kernel built from its commit, all in one
+    kbuild workspace (the first a build of a new lineage, ccache-warm from the tests above;
+    then incremental; documentation-only steps reuse the image)."""
+    from bisect_history import kernel_history  # noqa: PLC0415
+
+    h = kernel_history(default_tree, tmp_path / "linux", tmp_path)
+    out = tmp_path / "bisect"
+    code = cli.main(["bisect", "--tree", str(h.repo), "--good", h.base, "--bad", h.tip,
+                     "--kernel", "build", "--out", str(out)])
+    data = json.loads((out / "bisect.json").read_text())
+    assert code == cli.EXIT_PASS, data.get("refused")
+    assert data["first"]["commit"] == h.ids["culprit"]
+    assert data["first"]["files"] == ["kernel/bpf/bpf_struct_ops.c"]
+    for step in data["steps"]:
+        rep = json.loads((Path(step["run_dirs"][0]) / "report.json").read_text())
+        built = rep["kernel"]["build"]
+        assert rep["kernel"]["choice"]["how"] == "build" and built["commit"] == step["commit"]
+        if step["n"] > 1 and not built["reused"]:  # incremental after the first
+            assert built["objects_compiled"] <= 20, (step["commit"], built)
+    print(f"kernel bisection: {data['seconds']} s, {len(data['steps'])} probes")

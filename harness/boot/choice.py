@@ -158,12 +158,16 @@ def _listing(repo: Path, commit: str, log_dir: Path, name: str) -> dict[str, str
 
 
 def _image_matches(source_version: str, release: str) -> bool:
-    """The installed image package was built from this linux-source version."""
-    try:
-        have = proc.capture(["dpkg-query", "-W", "-f=${Version}", f"linux-image-{release}"])
-    except (ProcError, ToolchainError):
-        return False
-    return have.strip() == source_version
+    """The installed image package (signed, or its `-unsigned` twin: the same kernel) was
+    built from this linux-source version."""
+    for package in (f"linux-image-{release}", f"linux-image-{release}-unsigned"):
+        try:
+            have = proc.capture(["dpkg-query", "-W", "-f=${Version}", package])
+        except (ProcError, ToolchainError):
+            continue
+        if have.strip() == source_version:
+            return True
+    return False
 
 
 def difference(repo: Path, commit: str, *, version: str, rule: Rule, cache: Cache,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import ACCELS, VmSpec
-from harness.errors import BootError, HarnessTimeout, UsageError
+from harness.errors import BootError, HarnessTimeout, KernelPanic, RunTimeout, UsageError
 from harness.host import proc
 
 BOOT_MARKER = "HARNESS: booted"
@@ -166,7 +166,8 @@ def decide(seen: Observed, log: Path) -> Outcome:
     never a test result.
     """
     if seen.panic:
-        raise BootError(f"kernel panic: {seen.panic}", log)
+        raise KernelPanic(f"kernel panic: {seen.panic}", log,
+                          in_tests=seen.booted_at is not None)
     if seen.setup_error:
         raise BootError(f"guest root filesystem: {seen.setup_error}", log)
     if seen.status is not None:
@@ -178,7 +179,7 @@ def decide(seen: Observed, log: Path) -> Outcome:
     if seen.stopped and seen.booted_at is None:
         raise HarnessTimeout(f"guest did not reach /init ({seen.stopped})", log)
     if seen.stopped:
-        raise HarnessTimeout(f"test run did not finish: {seen.stopped}", log)
+        raise RunTimeout(f"test run did not finish: {seen.stopped}", log)
     what = "VM lost after boot" if seen.booted_at is not None else "guest did not boot"
     raise BootError(f"{what}: no exit status from the guest (qemu exited {seen.qemu_status})",
                     log)

@@ -13,10 +13,11 @@
 
 A tree's lineage is the tree a series was applied to, so a series side is an incremental
 build of its base.  The user's tree is never written: `src` is a worktree of the
-harness-owned clone.  After a build, `harness-stamp.json` records the commit, the
-config's and the image's hashes; a later run reuses the image without running make only
-when all three match.  The bzImage is copied into the run directory, so nothing a later
-build rewrites can change what this run boots.
+harness-owned clone.  After a build, `harness-stamp.json` records the commit, the content
+key of the sources the build reads (harness/build/inputs.py: all but Documentation/ and
+the selftests), the config's and the image's hashes; a later run reuses the image without
+running make only when the content, config and image match.  The bzImage is copied into
+the run directory, so nothing a later build rewrites can change what this run boots.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 from harness.boot import kconfig
 from harness.boot.kernel import Kernel
 from harness.btf import elf
+from harness.build import inputs
 from harness.build.targeted import first_error
 from harness.config import Toolchain
 from harness.errors import BtfError, BuildError, ConfigError, HarnessTimeout, ToolchainError
@@ -320,15 +322,16 @@ def _stamp(ws: Workspace) -> dict[str, Any]:
     return _json_dict(ws.out / STAMP)
 
 
-def _reusable(ws: Workspace, commit: str, config_sha: str) -> bool:
-    """The build directory holds exactly this commit and config, untouched since."""
+def _reusable(ws: Workspace, content: str | None, config_sha: str) -> bool:
+    """The build directory holds a build of these sources and config, untouched since."""
     stamp = _stamp(ws)
     image = ws.out / IMAGE
-    return (stamp.get("commit") == commit and stamp.get("config_sha256") == config_sha
+    return (content is not None and stamp.get("content") == content
+            and stamp.get("config_sha256") == config_sha
             and image.is_file() and stamp.get("image_sha256") == sha256(image))
 
 
-def _kernel(ctx: KbuildContext, ws: Workspace, commit: str, config_sha: str) -> Kernel:
+def _kernel(ctx: KbuildContext, ws: Workspace, content: str, config_sha: str) -> Kernel:
     image = ctx.log_dir / "bzImage"
     shutil.copyfile(ws.out / IMAGE, image)
     release = (ws.out / "include/config/kernel.release").read_text().strip()
@@ -338,7 +341,7 @@ def _kernel(ctx: KbuildContext, ws: Workspace, commit: str, config_sha: str) -> 
         raise BuildError(f"the built kernel has no usable BTF: {exc.line()}",
                          ctx.log_dir / "build-kernel.log") from exc
     return Kernel(image=image, headers=ws.out, release=release,
-                  identity=f"built {ws.lineage}@{commit[:12]} config {config_sha[:12]}",
+                  identity=f"built {ws.lineage} sources {content[:12]} config {config_sha[:12]}",
                   types=f"btf {hashlib.sha256(btf).hexdigest()}")
 
 
@@ -356,7 +359,9 @@ def build(ctx: KbuildContext, repo: Path, commit: str, lineage: str,
     check_compiler(ctx, ws.src)
     config = resolve_config(ctx, ws, commit, fragments)
     config_sha = sha256(config)
-    reused = _reusable(ws, commit, config_sha)
+    # Keyed by content: commits that touch only Documentation/ or the selftests reuse it.
+    content = inputs.tree_key(ws.src, inputs.KERNEL, ctx.log_dir, inputs.KERNEL_EXCLUDED)
+    reused = _reusable(ws, content, config_sha)
     compiled = 0
     if not reused:
         (ws.out / STAMP).unlink(missing_ok=True)
@@ -364,8 +369,8 @@ def build(ctx: KbuildContext, repo: Path, commit: str, lineage: str,
         if not (ws.out / IMAGE).is_file():
             raise BuildError(f"kernel build produced no {IMAGE}", ctx.log_dir / "build-kernel.log")
         (ws.out / STAMP).write_text(json.dumps({
-            "commit": commit, "config_sha256": config_sha,
+            "commit": commit, "content": content, "config_sha256": config_sha,
             "image_sha256": sha256(ws.out / IMAGE)}, indent=2) + "\n")
-    return Built(kernel=_kernel(ctx, ws, commit, config_sha), commit=commit,
+    return Built(kernel=_kernel(ctx, ws, content or commit, config_sha), commit=commit,
                  config_sha=config_sha, compiled=compiled, reused=reused,
                  seconds=time.monotonic() - start, workspace=ws.out)

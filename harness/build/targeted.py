@@ -11,11 +11,12 @@ from __future__ import annotations
 import filecmp
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.boot.kernel import Kernel
+from harness.build import inputs
 from harness.build.discover import SELFTESTS, Plan, Skeleton
 from harness.config import Toolchain
 from harness.errors import BuildError
@@ -43,6 +44,15 @@ class BuildContext:
     jobs: int
     timeout: float = 1800.0
     versions: Mapping[str, str] = field(default_factory=dict)  # toolchain.versions()
+    ledger: dict[str, str] = field(default_factory=dict)  # build → "built" or "reused"
+
+    def key(self, paths: Sequence[str], excluded: Sequence[str] = (),
+            extra: Sequence[str] = ()) -> str | None:
+        """The content key of what a build reads (harness/build/inputs.py)."""
+        return inputs.tree_key(self.tree, paths, self.log_dir, excluded, extra)
+
+    def tools_key(self) -> str | None:
+        return self.key(inputs.TOOLS, inputs.TOOLS_EXCLUDED)
 
     def _compilers(self) -> dict[str, str]:
         return {"cc": self.toolchain.cc, "cc_version": self.versions.get("gcc", ""),
@@ -119,9 +129,37 @@ def _make(ctx: BuildContext, args: list[str], log_name: str) -> None:
         raise BuildError(f"{step} failed: {first_error(exc.output)}", exc.log) from exc
 
 
+def _keyed(ctx: BuildContext, name: str, *, out: Path, key: str | None,
+           outputs: Sequence[Path], log_name: str, build: Callable[[], None]) -> None:
+    """Run `build` unless the directory's last build had the same inputs (then say so in
+    the step's log); record which in the context's ledger."""
+    current = inputs.reusable(out, key, outputs)
+    if current or inputs.restore(out, key, outputs):
+        inputs.note(ctx.log_dir / log_name, key, out, restored=not current)
+        ctx.ledger[name] = "reused"
+        return
+    inputs.forget(out)
+    build()
+    inputs.remember(out, key, outputs)
+    inputs.snapshot(out, key, outputs)
+    ctx.ledger[name] = "built"
+
+
 def build_tools(ctx: BuildContext) -> Tools:
     """bpftool from the tree, with the libbpf it builds (shared with test_progs)."""
     out = ctx.tools_dir()
+    tools = Tools(bpftool=out / "bpftool/bpftool", libbpf_a=out / "libbpf/libbpf.a",
+                  libbpf_include=out / "libbpf-dest/include")
+    _keyed(ctx, "bpftool", out=out, key=ctx.tools_key(),
+           outputs=(tools.bpftool, tools.libbpf_a, tools.libbpf_include),
+           log_name="build-bpftool.log", build=lambda: _make_tools(ctx, out))
+    for path in (tools.bpftool, tools.libbpf_a, tools.libbpf_include / "bpf/libbpf.h"):
+        if not path.exists():
+            raise BuildError(f"bpftool build produced no {path}", ctx.log_dir / "build-bpftool.log")
+    return tools
+
+
+def _make_tools(ctx: BuildContext, out: Path) -> None:
     for sub in ("bpftool", "libbpf", "libbpf-dest"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     _make(ctx, [
@@ -130,12 +168,6 @@ def build_tools(ctx: BuildContext) -> Tools:
         f"LIBBPF_DESTDIR={out}/libbpf-dest/",
         f"CLANG={ctx.toolchain.clang}", f"LLVM_STRIP={ctx.toolchain.llvm_strip}",
     ], "build-bpftool.log")
-    tools = Tools(bpftool=out / "bpftool/bpftool", libbpf_a=out / "libbpf/libbpf.a",
-                  libbpf_include=out / "libbpf-dest/include")
-    for path in (tools.bpftool, tools.libbpf_a, tools.libbpf_include / "bpf/libbpf.h"):
-        if not path.exists():
-            raise BuildError(f"bpftool build produced no {path}", ctx.log_dir / "build-bpftool.log")
-    return tools
 
 
 def sync_dir(src: Path, dest: Path, patterns: tuple[str, ...]) -> None:
@@ -153,10 +185,16 @@ def build_testmod(ctx: BuildContext, kernel: Kernel, module: str = TESTMOD) -> P
     kernel's headers (gets module BTF)."""
     src = ctx.tree / SELFTESTS / module
     work = ctx.testmod_dir(kernel, module)
-    sync_dir(src, work, ("*.c", "*.h", "Makefile", "Kbuild"))
     log = "build-testmod.log" if module == TESTMOD else f"build-{module}.log"
-    _make(ctx, ["-C", str(kernel.headers), f"M={work}", "modules"], log)
     ko = work / f"{module}.ko"
+
+    def build() -> None:
+        sync_dir(src, work, ("*.c", "*.h", "Makefile", "Kbuild"))
+        _make(ctx, ["-C", str(kernel.headers), f"M={work}", "modules"], log)
+
+    work.mkdir(parents=True, exist_ok=True)
+    _keyed(ctx, module, out=work, key=ctx.key((f"{SELFTESTS}/{module}",)), outputs=(ko,),
+           log_name=log, build=build)
     if not ko.is_file():
         raise BuildError(f"module build produced no {ko.name}", ctx.log_dir / log)
     return ko
@@ -169,10 +207,13 @@ def build_helpers(ctx: BuildContext, names: tuple[str, ...]) -> list[tuple[str, 
         return []
     out = ctx.helpers_dir()
     suffix = ctx.toolchain.llvm_suffix
-    _make(ctx, ["-C", str(ctx.tree / SELFTESTS), f"OUTPUT={out}",
-                f"CLANG={ctx.toolchain.clang}", f"LLD=lld{suffix}", f"LLC=llc{suffix}",
-                f"LLVM_STRIP={ctx.toolchain.llvm_strip}", *(str(out / n) for n in names)],
-          "build-helpers.log")
+    argv = ["-C", str(ctx.tree / SELFTESTS), f"OUTPUT={out}",
+            f"CLANG={ctx.toolchain.clang}", f"LLD=lld{suffix}", f"LLC=llc{suffix}",
+            f"LLVM_STRIP={ctx.toolchain.llvm_strip}", *(str(out / n) for n in names)]
+    key = ctx.key(inputs.SELFTESTS, extra=(str(ctx.tools_key()), *names))
+    out.mkdir(parents=True, exist_ok=True)
+    _keyed(ctx, "helpers", out=out, key=key, outputs=[out / n for n in names],
+           log_name="build-helpers.log", build=lambda: _make(ctx, argv, "build-helpers.log"))
     return [(n, out / n) for n in names]
 
 
@@ -321,11 +362,17 @@ def build_selftests(ctx: BuildContext, plan: Plan, tools: Tools, kernel: Kernel,
                     flavor: str = "test_progs") -> Selftests:
     """Generate the targeted Makefile and run it."""
     out = ctx.selftests_dir(kernel, flavor)
-    write_if_changed(out / "prog_tests/tests.h", tests_header(plan))
+    header = tests_header(plan)
+    write_if_changed(out / "prog_tests/tests.h", header)
     makefile = out / "targeted.mk"
-    write_if_changed(makefile, render_makefile(_inputs(ctx, out, tools, kernel, flavor), plan))
-    _make(ctx, ["-f", str(makefile), "all"], "build-test_progs.log")
-    runtime = tuple(out / o for o in plan.runtime_objects)
-    return Selftests(test_progs=out / "test_progs", runtime_objects=runtime)
+    text = render_makefile(_inputs(ctx, out, tools, kernel, flavor), plan)
+    write_if_changed(makefile, text)
+    built = Selftests(test_progs=out / "test_progs",
+                      runtime_objects=tuple(out / o for o in plan.runtime_objects))
+    key = ctx.key(inputs.SELFTESTS, extra=(str(ctx.tools_key()), header, text))
+    _keyed(ctx, "test_progs", out=out, key=key,
+           outputs=(built.test_progs, *built.runtime_objects), log_name="build-test_progs.log",
+           build=lambda: _make(ctx, ["-f", str(makefile), "all"], "build-test_progs.log"))
+    return built
 
 

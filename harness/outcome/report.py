@@ -188,6 +188,7 @@ class RunReport(Common):
     kernel: Kernel | None = None
     kernel_choice: Choice | None = None
     kernel_build: dict[str, object] | None = None  # kbuild.Built.as_dict()
+    builds: dict[str, str] = field(default_factory=dict)  # bpftool, test_progs, ...: built/reused
     accel: Accel | None = None
     versions: dict[str, str] = field(default_factory=dict)
     plan: Plan | None = None
@@ -215,6 +216,7 @@ class RunReport(Common):
             "accelerator": {"name": self.accel.name, "why": self.accel.note}
             if self.accel else None,
             "versions": self.versions,
+            "builds": self.builds,
             "tests": self.plan_dict(),
             "qemu": " ".join(self.qemu) if self.qemu else None,
             "initramfs_bytes": self.initramfs_bytes,
@@ -257,6 +259,11 @@ class RunReport(Common):
 
     def junit(self) -> ET.Element:
         return xml_safe(run_suite("harness", self))
+
+    def reused(self) -> bool:
+        """Every build of the run was reused: the run only booted."""
+        kernel = self.kernel_build is None or bool(self.kernel_build.get("reused"))
+        return bool(self.builds) and kernel and all(v == "reused" for v in self.builds.values())
 
     def parts(self) -> list[RunReport]:
         return []
