@@ -242,7 +242,7 @@ def _command(sub: Subcommands, name: str, help_text: str,
              description: str | None = None) -> argparse.ArgumentParser:
     """A subcommand whose help ends with the exit-code table."""
     return sub.add_parser(name, help=help_text, description=description or help_text,
-                          epilog=EXIT_CODES_HELP,
+                          epilog=EXIT_CODES_HELP, allow_abbrev=False,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
@@ -474,6 +474,9 @@ def _progress(message: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = run_config(args)
     prepare_run_dir(cfg.out)
+    if args.bisect and (args.series or args.dry_run or args.list):
+        raise errors.UsageError("--bisect judges one commit of one tree; it does not go with "
+                                "--series, --dry-run or --list")
     if args.list:
         if args.series:
             raise errors.UsageError("--list resolves the selection on the tree alone; it does "
@@ -481,9 +484,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = run.list_plan(cfg, _progress)
         print(json.dumps(plan_dict(plan), indent=2) if args.json else plan_text(plan))
         return EXIT_PASS
-    if args.bisect and (args.series or args.dry_run):
-        raise errors.UsageError("--bisect judges one commit of one tree; it does not go with "
-                                "--series or --dry-run")
     if args.series:
         return finish(gate.execute(cfg, args.series, _progress), args.json)
     rep = run.execute(cfg, _progress)
@@ -504,8 +504,25 @@ def _write_run(rep: RunReport) -> int:
     return rep.exit_code
 
 
+PATH_OPTIONS = ("--tree", "--kernel", "--headers", "--kconfig", "--cache", "--out")
+
+
+def absolute_argv(argv: Sequence[str]) -> list[str]:
+    """A command line whose paths (options' values that exist as files or directories,
+    @FILE lists) are absolute: a bisection resumed from elsewhere reads the same ones."""
+    return [_absolute(argv[i - 1] if i else "", arg) for i, arg in enumerate(argv)]
+
+
+def _absolute(option: str, value: str) -> str:
+    if option in PATH_OPTIONS and os.path.exists(value):
+        return str(Path(value).resolve())
+    if option in ("--allow", "--deny") and value.startswith("@"):
+        return "@" + str(Path(value[1:]).resolve())
+    return value
+
+
 def cmd_bisect(args: argparse.Namespace) -> int:
-    argv = list(getattr(args, "argv", []))
+    argv = absolute_argv(getattr(args, "argv", []))
     prior: list[driver.Step] = []
     if args.resume is not None:
         logged = bisect_cmd.load_steps(args.resume)

@@ -410,3 +410,35 @@ def test_git_bisect_tests_the_merge_base_of_a_good_that_is_not_an_ancestor(
     assert b.first == c3
     first_step = b.steps[2]
     assert first_step.probed.commit == c1 and "merge base" in first_step.note
+
+
+def test_resume_tries_again_what_could_not_be_judged() -> None:
+    """A skipped step and a refused endpoint of the log are probed again."""
+    first = History(linear(16), "c11", unbuildable={"c7"})
+    logged: list[driver.Bisection] = []
+    run(first, ["c0"], "c15", record=lambda b: logged.append(
+        driver.Bisection(b.find, list(b.steps))))
+    steps = logged[-1].steps
+    assert any(s.mark is Mark.SKIP for s in steps)
+    again = History(linear(16), "c11")  # c7 builds now
+    b = run(again, ["c0"], "c15", prior=steps)
+    assert b.first == "c11"
+    judged = {s.probed.commit for s in steps if s.mark is not Mark.SKIP}
+    assert "c7" in again.probed and not judged & set(again.probed)
+    refused = [Step("new", Probed("c15", (Outcome.SKIP,)), Mark.SKIP)]
+    again = History(linear(16), "c11")
+    assert run(again, ["c0"], "c15", prior=refused).first == "c11"
+    assert again.probed[0] == "c15"  # the refused endpoint, probed again
+
+
+def test_bisect_keeps_absolute_paths_for_resume(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import cli  # noqa: PLC0415
+
+    (tmp_path / "linux").mkdir()
+    (tmp_path / "allow.txt").write_text("x\n")
+    monkeypatch.chdir(tmp_path)
+    argv = cli.absolute_argv(["--tree", "linux", "--good", "v1", "--allow", "@allow.txt",
+                              "--tests", "linux", "--out", "not-yet"])
+    assert argv == ["--tree", str(tmp_path / "linux"), "--good", "v1", "--allow",
+                    f"@{tmp_path / 'allow.txt'}", "--tests", "linux", "--out", "not-yet"]

@@ -20,7 +20,7 @@ from junit_schema import validate
 from harness import cli, run
 from harness.boot import vm
 from harness.config import RunConfig, Toolchain
-from harness.errors import BootError, HarnessTimeout
+from harness.errors import BootError, HarnessTimeout, KernelPanic, RunTimeout
 from harness.host import proc, toolchain
 from harness.outcome.report import RunReport, Verdict
 
@@ -192,8 +192,19 @@ def test_decide() -> None:
         vm.decide(_seen(booted_at=None), log)
     with pytest.raises(HarnessTimeout, match="did not reach /init"):
         vm.decide(_seen(booted_at=None, stopped="boot timeout after 120 s"), log)
-    with pytest.raises(HarnessTimeout, match="test run did not finish"):
+    with pytest.raises(RunTimeout, match="test run did not finish"):
         vm.decide(_seen(stopped="timeout after 900 s"), log)
+    # Only the run's deadline after boot is a hang of the tests (bisect: bad); the rest
+    # cannot be judged.
+    with pytest.raises(HarnessTimeout, match="output closed") as info:
+        vm.decide(_seen(stopped="still running after its output closed"), log)
+    assert not isinstance(info.value, RunTimeout)
+    with pytest.raises(KernelPanic) as panic:
+        vm.decide(_seen(panic="boom"), log)
+    assert panic.value.in_tests
+    with pytest.raises(KernelPanic) as panic:
+        vm.decide(_seen(panic="boom", booted_at=None), log)
+    assert not panic.value.in_tests
 
 
 # --- the series gate's branches -----------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class Prober:
     def __call__(self, commit: str, role: str) -> Probed:
         self.count += 1
         step_dir = self.cfg.run.out / "steps" / f"{self.count:02d}-{commit[:12]}"
+        shutil.rmtree(step_dir, ignore_errors=True)  # an interrupted attempt's leftovers
         start = time.monotonic()
         reports = [self._once(commit, step_dir / f"run-{k}", f"[{role} {self.count}.{k}] ")
                    for k in range(1, self.cfg.repeat + 1)]
@@ -188,13 +190,17 @@ def execute(cfg: BisectConfig, progress: Callable[[str], None], finish: Finisher
     source, key = _bisect_repo(cfg.run)
     cache = Cache(cfg.run.cache)
     with cache.lock(key, progress):
+        # Revisions are the user's (branches move; the owned clone's refs do not): resolved
+        # read-only in the user's repository, then given to the clone as hashes.
+        user = vcs.Git(source, cfg.run.out)
+        old = tuple(gitbisect.resolve(user, o, "--good/--old") for o in cfg.old)
+        new = gitbisect.resolve(user, cfg.new, "--bad/--new")
+        gitbisect.check_order(user, old, new, cfg.find.terms)
+        cfg.resolved.update(old=list(old), new=new)
         repo = gitbisect.owned_clone(source, cache.tree(key), cfg.run.out)
         git = vcs.Git(repo, cfg.run.out)
-        old = tuple(gitbisect.resolve(git, o, "--good/--old") for o in cfg.old)
-        new = gitbisect.resolve(git, cfg.new, "--bad/--new")
-        gitbisect.check_order(git, old, new, cfg.find.terms)
-        cfg.resolved.update(old=list(old), new=new)
         oracle = gitbisect.GitBisect(repo, cfg.run.out, cfg.find.terms)
+        oracle.reset()  # no state (nor log) of an earlier bisection
         journal = Journal(cfg, git, oracle)
         prober = Prober(cfg, finish, progress, count=len(prior))
         try:

@@ -181,7 +181,8 @@ class Bisection:
 def _endpoint(probe: Probe, commit: str, role: str, find: Find,
               prior: dict[tuple[str, str], Step]) -> Step:
     known = prior.get((role, commit))
-    if known is not None:
+    wanted = Mark.NEW if role == "new" else Mark.OLD
+    if known is not None and known.mark is wanted:  # a refusal is tried again
         return known
     probed = probe(commit, role)
     return Step(role=role, probed=probed, mark=mark_of(probed.outcome, find))
@@ -208,7 +209,8 @@ def bisect(oracle: Oracle, probe: Probe, old: Sequence[str], new: str, *, find: 
            prior: Sequence[Step] = (), record: Callable[[Bisection], None] | None = None,
            ) -> Bisection:
     """Check the endpoints, then bisect; `prior` steps (a resumed bisection's log) are
-    replayed into the oracle instead of being probed again.  `record` is called after
+    replayed into the oracle instead of being probed again, but for skipped steps and
+    refused endpoints: what could not be judged then is tried again.  `record` is called after
     every step (the caller writes the log there, so an interruption loses nothing).
 
     Raises BisectRefused when an endpoint does not behave, BisectAmbiguous when only
@@ -223,10 +225,11 @@ def bisect(oracle: Oracle, probe: Probe, old: Sequence[str], new: str, *, find: 
         save(result)
         _check(step, wanted, find)
     state = oracle.start(old, new)
-    replay = [s for s in prior if s.role == "step"]
+    logged = {s.probed.commit: s for s in prior if s.role == "step"}
     while isinstance(state, Next):
-        if replay and replay[0].probed.commit == state.commit:
-            step = replay.pop(0)
+        known = logged.get(state.commit)
+        if known is not None and known.mark is not Mark.SKIP:  # a skip is tried again
+            step = known
         else:
             probed = probe(state.commit, "step")
             step = Step(role="step", probed=probed, mark=mark_of(probed.outcome, find),

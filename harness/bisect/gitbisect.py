@@ -73,8 +73,11 @@ class GitBisect:
             raise BisectRefused(f"git bisect {args[0]} failed: {done.output.strip()[-300:]}")
         return state
 
+    def reset(self) -> None:
+        self.git.run("bisect", "reset", check=False, log="git-bisect-reset.log")
+
     def start(self, old: Sequence[str], new: str) -> State:
-        self.git.run("bisect", "reset", check=False, log="git-bisect.log")
+        self.reset()
         old_term, new_term = self.terms
         return self._say("start", "--no-checkout", f"--term-old={old_term}",
                          f"--term-new={new_term}", new, *old)

@@ -178,8 +178,12 @@ def decide(seen: Observed, log: Path) -> Outcome:
         raise BootError(f"VM lost: {seen.stopped}", log)
     if seen.stopped and seen.booted_at is None:
         raise HarnessTimeout(f"guest did not reach /init ({seen.stopped})", log)
-    if seen.stopped:
+    if seen.stopped and seen.stopped.startswith(proc.TIMEOUT_PREFIX):
+        # the run's deadline, with the guest booted long before it (the boot watchdog
+        # ends a boot that takes longer): the tests hung
         raise RunTimeout(f"test run did not finish: {seen.stopped}", log)
+    if seen.stopped:
+        raise HarnessTimeout(f"test run did not finish: {seen.stopped}", log)
     what = "VM lost after boot" if seen.booted_at is not None else "guest did not boot"
     raise BootError(f"{what}: no exit status from the guest (qemu exited {seen.qemu_status})",
                     log)

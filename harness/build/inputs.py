@@ -109,23 +109,28 @@ def _copy(src: Path, dest: Path) -> None:
 
 
 def snapshot(out: Path, key: str | None, outputs: Sequence[Path]) -> None:
-    """Keep a copy of a build's outputs under its key (written aside, then renamed)."""
+    """Keep a copy of a build's outputs under its key (written aside, then renamed).
+    Best effort: a copy that cannot be made (a full disk) is no copy, never an error."""
     if key is None:
         return
     root = out / SNAPSHOTS
-    root.mkdir(parents=True, exist_ok=True)
-    if (root / key / COMPLETE).is_file():
-        return
-    scratch = Path(tempfile.mkdtemp(prefix=".new-", dir=root))
+    scratch: Path | None = None
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        if (root / key / COMPLETE).is_file():
+            return
+        scratch = Path(tempfile.mkdtemp(prefix=".new-", dir=root))
         for path in outputs:
             _copy(path, scratch / path.relative_to(out))
         (scratch / COMPLETE).write_text(key + "\n")
         shutil.rmtree(root / key, ignore_errors=True)
         scratch.rename(root / key)
+        _trim(root)
+    except OSError:
+        pass
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    _trim(root)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _trim(root: Path) -> None:
@@ -141,7 +146,8 @@ def _touch(path: Path) -> None:
 
 
 def restore(out: Path, key: str | None, outputs: Sequence[Path]) -> bool:
-    """Copy a kept build of `key` back into the build directory; False if none is kept."""
+    """Copy a kept build of `key` back into the build directory; False if none is kept
+    (or it cannot be copied back: then the build runs, its stamp already gone)."""
     if key is None:
         return False
     snap = out / SNAPSHOTS / key
@@ -150,11 +156,14 @@ def restore(out: Path, key: str | None, outputs: Sequence[Path]) -> bool:
     if not all((snap / p.relative_to(out)).exists() for p in outputs):
         return False
     forget(out)
-    for path in outputs:
-        if path.is_dir():
-            shutil.rmtree(path)
-        _copy(snap / path.relative_to(out), path)
-        _touch(path)
-    os.utime(snap)  # recently used: kept longest
+    try:
+        for path in outputs:
+            if path.is_dir():
+                shutil.rmtree(path)
+            _copy(snap / path.relative_to(out), path)
+            _touch(path)
+        os.utime(snap)  # recently used: kept longest
+    except OSError:
+        return False
     remember(out, key, outputs)
     return True

@@ -15,8 +15,9 @@ A tree's lineage is the tree a series was applied to, so a series side is an inc
 build of its base.  The user's tree is never written: `src` is a worktree of the
 harness-owned clone.  After a build, `harness-stamp.json` records the commit, the content
 key of the sources the build reads (harness/build/inputs.py: all but Documentation/ and
-the selftests), the config's and the image's hashes; a later run reuses the image without
-running make only when the content, config and image match.  The bzImage is copied into
+tools/, plus the host tools it builds from tools/), the config's and the image's hashes;
+a later run reuses the image without running make only when the content, config and
+image match.  The bzImage is copied into
 the run directory, so nothing a later build rewrites can change what this run boots.
 """
 

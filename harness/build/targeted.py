@@ -141,7 +141,7 @@ def _keyed(ctx: BuildContext, name: str, *, out: Path, key: str | None,
     inputs.forget(out)
     build()
     inputs.remember(out, key, outputs)
-    inputs.snapshot(out, key, outputs)
+    inputs.snapshot(out, key, outputs)  # best effort: a copy that cannot be made is skipped
     ctx.ledger[name] = "built"
 
 

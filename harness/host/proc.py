@@ -48,6 +48,9 @@ class Request:
     stdout: Path | None = None  # stdout alone into this file (stderr stays in log)
 
 
+TIMEOUT_PREFIX = "timeout after"  # how a stream's deadline is reported (Streamed.stopped)
+
+
 @dataclass(frozen=True)
 class Completed:
     argv: list[str]
@@ -194,7 +197,7 @@ def _pump(lines: queue.Queue[str | None], out: TextIO, on_line: Callable[[str], 
     while True:
         elapsed = time.monotonic() - start
         if elapsed > timeout:
-            return f"timeout after {timeout:.0f} s"
+            return f"{TIMEOUT_PREFIX} {timeout:.0f} s"
         if watchdog is not None and (reason := watchdog(elapsed)) is not None:
             return reason
         try:

@@ -199,8 +199,9 @@ def default_tree(cache: Cache, log_dir: Path) -> Tree:
 
 
 def forget(cache: Cache, path: Path) -> None:
-    """Delete what the cache holds for a user's tree: its clone, worktree and builds."""
+    """Delete what the cache holds for a user's tree: its clones, worktree and builds."""
     cache.forget(user_key(path))
+    cache.forget(f"{user_key(path)}-bisect")
 
 
 def _owned_clone(source: Path, dest: Path, log_dir: Path) -> None:
