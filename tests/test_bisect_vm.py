@@ -142,7 +142,12 @@ def test_resume_from_an_interrupted_log(history: History, tmp_path: Path,
     assert code == cli.EXIT_PASS
     assert resumed["first"]["commit"] == history.ids["culprit"]
     assert [s["commit"] for s in resumed["steps"]] == [s["commit"] for s in data["steps"]]
+    # Run again: the steps after the cut, and the skipped steps before it (what could not
+    # be judged then is tried again); judged steps are replayed, not run.
+    again = [s["commit"] for s in data["steps"][:4] if s["mark"] == "skip"]
     run_now = sorted(p.name for p in (out / "steps").iterdir())
-    assert len(run_now) == len(data["steps"]) - 4
+    assert len(run_now) == len(data["steps"]) - 4 + len(again)
     assert all(int(name[:2]) > 4 for name in run_now)
+    judged = {s["commit"][:12] for s in data["steps"][:4] if s["mark"] != "skip"}
+    assert not judged & {name[3:] for name in run_now}
     shutil.rmtree(out / "steps")
