@@ -116,8 +116,9 @@ EXIT_NO_TESTS, EXIT_BUILD, EXIT_BOOT, EXIT_TIMEOUT, EXIT_BAD_SERIES = 5, 6, 7, 8
 EXIT_APPLY, EXIT_BAD_OBJECT, EXIT_DRY_RUN, EXIT_COMMAND, EXIT_CONFIG = 10, 11, 12, 13, 14
 EXIT_INFRA, EXIT_BISECT_REFUSED, EXIT_BISECT_AMBIGUOUS = 15, 16, 17
 # `run --bisect`: what `git bisect run` understands (125 skip; 128 and up abort it).
-GIT_BISECT = {driver.Outcome.PASS: 0, driver.Outcome.FAIL: 1, driver.Outcome.SKIP: 125,
-              driver.Outcome.ABORT: 128}
+GIT_BISECT = {driver.Outcome.PASS: (0, "good"), driver.Outcome.FAIL: (1, "bad"),
+              driver.Outcome.SKIP: (125, "skip"), driver.Outcome.ABORT: (128, "abort")}
+EXIT_GIT_ABORT = GIT_BISECT[driver.Outcome.ABORT][0]
 EXIT_INTERNAL, EXIT_ABORTED = 70, 130
 
 
@@ -490,9 +491,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = finish(rep, args.json)
     if not args.bisect:
         return code
-    outcome = driver.classify(rep.verdict, rep.error, args.panic)
-    bisect_code = EXIT_ABORTED if rep.verdict is Verdict.ABORTED else GIT_BISECT[outcome]
-    word = {0: "good", 1: "bad", 125: "skip"}.get(bisect_code, "abort")
+    bisect_code, word = GIT_BISECT[driver.classify(rep.verdict, rep.error, args.panic)]
+    if rep.verdict is Verdict.ABORTED:
+        bisect_code = EXIT_ABORTED
     print(f"harness: for git bisect: {word} (exit {bisect_code})", file=sys.stderr)
     return bisect_code
 
@@ -727,7 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(given)
     except SystemExit as exc:  # argparse's usage error: for git bisect run, an abort
         if exc.code == EXIT_USAGE and "--bisect" in given:
-            return GIT_BISECT[driver.Outcome.ABORT]
+            return EXIT_GIT_ABORT
         raise
     args.argv = given[1:]  # what followed the command (bisect keeps it for --resume)
     with _signals_abort():
@@ -736,7 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except errors.HarnessError as exc:
             print(f"harness: error: {exc.line()}", file=sys.stderr)
             if vars(args).get("bisect"):  # for git bisect run: abort, never "bad"
-                return GIT_BISECT[driver.Outcome.ABORT]
+                return EXIT_GIT_ABORT
             return code_for(exc)
         except KeyboardInterrupt:
             print("harness: aborted", file=sys.stderr)
@@ -744,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # a bug: the traceback is kept, the exit code says so
             error = errors.internal_error(exc, _where_to_dump(args))
             print(f"harness: error: {error.line()}", file=sys.stderr)
-            return GIT_BISECT[driver.Outcome.ABORT] if vars(args).get("bisect") else EXIT_INTERNAL
+            return EXIT_GIT_ABORT if vars(args).get("bisect") else EXIT_INTERNAL
 
 
 def main_entry() -> None:

@@ -77,22 +77,23 @@ class Prober:
         step_dir = self.cfg.run.out / "steps" / f"{self.count:02d}-{commit[:12]}"
         shutil.rmtree(step_dir, ignore_errors=True)  # an interrupted attempt's leftovers
         start = time.monotonic()
-        reports = [self._once(commit, step_dir / f"run-{k}", f"[{role} {self.count}.{k}] ")
-                   for k in range(1, self.cfg.repeat + 1)]
-        outcomes = tuple(driver.classify(r.verdict, r.error, self.cfg.panic) for r in reports)
-        return Probed(commit=commit, outcomes=outcomes,
+        runs = [self._once(commit, step_dir / f"run-{k}", f"[{role} {self.count}.{k}] ")
+                for k in range(1, self.cfg.repeat + 1)]
+        reports = [rep for rep, _ in runs]
+        return Probed(commit=commit, outcomes=tuple(outcome for _, outcome in runs),
                       reasons=tuple(_reason(r) for r in reports),
                       run_dirs=tuple(str(r.run_dir) for r in reports),
                       reused=all(r.reused() for r in reports),
                       seconds=round(time.monotonic() - start, 1))
 
-    def _once(self, commit: str, out: Path, prefix: str) -> RunReport:
+    def _once(self, commit: str, out: Path, prefix: str) -> tuple[RunReport, Outcome]:
         cfg = dataclasses.replace(self.cfg.run, rev=commit, out=out)
         rep = run.execute(cfg, lambda line: self.progress(prefix + line))
         self.finish(rep)
-        if driver.classify(rep.verdict, rep.error, self.cfg.panic) is Outcome.ABORT:
+        outcome = driver.classify(rep.verdict, rep.error, self.cfg.panic)
+        if outcome is Outcome.ABORT:
             raise rep.error if rep.error is not None else Aborted()
-        return rep
+        return rep, outcome
 
 
 def _step_dict(n: int, s: Step, subjects: dict[str, str]) -> dict[str, Any]:

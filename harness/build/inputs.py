@@ -61,9 +61,10 @@ def tree_key(tree: Path, paths: Sequence[str], log_dir: Path, excluded: Sequence
     """The key of `paths` at the tree's checked-out commit; None when the tree is not a
     git checkout (then nothing is reused)."""
     git = vcs.Git(tree, log_dir)
-    listed = [git.run("ls-tree", "HEAD", "--", p, check=False, log="git-ls-tree.log")
-              if p else git.run("ls-tree", "HEAD", check=False, log="git-ls-tree.log")
-              for p in paths]
+    named = [p for p in paths if p]
+    calls = [["ls-tree", "HEAD"]] if "" in paths else []  # "": the top level's entries
+    calls += [["ls-tree", "HEAD", "--", *named]] if named else []
+    listed = [git.run(*c, check=False, log="git-ls-tree.log") for c in calls]
     if any(done.returncode != 0 for done in listed):
         return None
     return key_of("\n".join(done.output for done in listed), excluded, extra)

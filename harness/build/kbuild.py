@@ -17,8 +17,8 @@ harness-owned clone.  After a build, `harness-stamp.json` records the commit, th
 key of the sources the build reads (harness/build/inputs.py: all but Documentation/ and
 tools/, plus the host tools it builds from tools/), the config's and the image's hashes;
 a later run reuses the image without running make only when the content, config and
-image match.  The bzImage is copied into
-the run directory, so nothing a later build rewrites can change what this run boots.
+image match.  The bzImage is copied into the run directory, so nothing a later build
+rewrites can change what this run boots.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ prog_tests, the skeletons they include and the BPF programs behind them.
 from __future__ import annotations
 
 import filecmp
+import functools
 import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -51,7 +52,9 @@ class BuildContext:
         """The content key of what a build reads (harness/build/inputs.py)."""
         return inputs.tree_key(self.tree, paths, self.log_dir, excluded, extra)
 
+    @functools.cached_property
     def tools_key(self) -> str | None:
+        """bpftool's and libbpf's key (test_progs and the helpers include it): read once."""
         return self.key(inputs.TOOLS, inputs.TOOLS_EXCLUDED)
 
     def _compilers(self) -> dict[str, str]:
@@ -150,7 +153,7 @@ def build_tools(ctx: BuildContext) -> Tools:
     out = ctx.tools_dir()
     tools = Tools(bpftool=out / "bpftool/bpftool", libbpf_a=out / "libbpf/libbpf.a",
                   libbpf_include=out / "libbpf-dest/include")
-    _keyed(ctx, "bpftool", out=out, key=ctx.tools_key(),
+    _keyed(ctx, "bpftool", out=out, key=ctx.tools_key,
            outputs=(tools.bpftool, tools.libbpf_a, tools.libbpf_include),
            log_name="build-bpftool.log", build=lambda: _make_tools(ctx, out))
     for path in (tools.bpftool, tools.libbpf_a, tools.libbpf_include / "bpf/libbpf.h"):
@@ -210,7 +213,7 @@ def build_helpers(ctx: BuildContext, names: tuple[str, ...]) -> list[tuple[str, 
     argv = ["-C", str(ctx.tree / SELFTESTS), f"OUTPUT={out}",
             f"CLANG={ctx.toolchain.clang}", f"LLD=lld{suffix}", f"LLC=llc{suffix}",
             f"LLVM_STRIP={ctx.toolchain.llvm_strip}", *(str(out / n) for n in names)]
-    key = ctx.key(inputs.SELFTESTS, extra=(str(ctx.tools_key()), *names))
+    key = ctx.key(inputs.SELFTESTS, extra=(str(ctx.tools_key), *names))
     out.mkdir(parents=True, exist_ok=True)
     _keyed(ctx, "helpers", out=out, key=key, outputs=[out / n for n in names],
            log_name="build-helpers.log", build=lambda: _make(ctx, argv, "build-helpers.log"))
@@ -369,7 +372,7 @@ def build_selftests(ctx: BuildContext, plan: Plan, tools: Tools, kernel: Kernel,
     write_if_changed(makefile, text)
     built = Selftests(test_progs=out / "test_progs",
                       runtime_objects=tuple(out / o for o in plan.runtime_objects))
-    key = ctx.key(inputs.SELFTESTS, extra=(str(ctx.tools_key()), header, text))
+    key = ctx.key(inputs.SELFTESTS, extra=(str(ctx.tools_key), header, text))
     _keyed(ctx, "test_progs", out=out, key=key,
            outputs=(built.test_progs, *built.runtime_objects), log_name="build-test_progs.log",
            build=lambda: _make(ctx, ["-f", str(makefile), "all"], "build-test_progs.log"))
