@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -39,6 +40,7 @@ from harness.config import (
     FLAVORS,
     ROOTS,
     RunConfig,
+    Timeouts,
     Toolchain,
     VmSpec,
     default_cache,
@@ -80,9 +82,14 @@ EXITS: tuple[Exit, ...] = (
     Exit(6, "build failure (the kernel, bpftool, libbpf, bpf_testmod, test_progs: the "
             "message has the first compiler error)", Verdict.ERROR,
          errors.BuildError),
-    Exit(7, "the VM did not boot, the kernel panicked, the VM was lost, the guest could "
-            "not mount its root filesystem, or test_progs could not run in it (no result "
-            "and no crash)", Verdict.ERROR, errors.BootError),
+    Exit(18, "kernel panic (at boot or while the tests ran; the panic's report is in "
+             "report.json's `splats`)", Verdict.ERROR, errors.KernelPanic),
+    Exit(19, "VM lost: QEMU ended (killed from outside, or crashed) after the guest booted "
+             "and before it wrote its exit status", Verdict.ERROR, errors.VmLost),
+    Exit(21, "test_progs could not run in the guest (no result and no crash), or exited 3: "
+             "its own setup failed", Verdict.ERROR, errors.GuestError),
+    Exit(7, "the VM did not boot, or the guest could not mount its root filesystem",
+         Verdict.ERROR, errors.BootError),
     Exit(8, "a build, the boot or the test run exceeded its time limit", Verdict.ERROR,
          errors.HarnessTimeout),
     Exit(9, "the series cannot be read (empty, not mail, corrupt diff, incomplete, msg-id "
@@ -106,6 +113,10 @@ EXITS: tuple[Exit, ...] = (
          Verdict.ERROR, errors.BisectRefused),
     Exit(17, "bisect: skipped commits leave several candidates for the first bad commit "
              "(listed)", Verdict.ERROR, errors.BisectAmbiguous),
+    Exit(20, "kernel splat: every test passed, but the kernel reported a WARNING, BUG, "
+             "oops, KASAN or UBSAN report, lockup, RCU stall, hung task or refcount_t error "
+             "while they ran (`--allow-splat` waves known ones through)", Verdict.ERROR,
+         errors.KernelSplat),
     Exit(70, "internal error (a bug in harness; `traceback.txt` in the run directory)",
          Verdict.ERROR, errors.InternalError),
     Exit(130, "aborted by Ctrl-C, SIGTERM or SIGHUP (children ended, report written with "
@@ -115,6 +126,7 @@ EXIT_PASS, EXIT_TEST_FAILURE, EXIT_USAGE, EXIT_BAD_TREE, EXIT_MISSING_TOOL = 0, 
 EXIT_NO_TESTS, EXIT_BUILD, EXIT_BOOT, EXIT_TIMEOUT, EXIT_BAD_SERIES = 5, 6, 7, 8, 9
 EXIT_APPLY, EXIT_BAD_OBJECT, EXIT_DRY_RUN, EXIT_COMMAND, EXIT_CONFIG = 10, 11, 12, 13, 14
 EXIT_INFRA, EXIT_BISECT_REFUSED, EXIT_BISECT_AMBIGUOUS = 15, 16, 17
+EXIT_PANIC, EXIT_VM_LOST, EXIT_SPLAT, EXIT_GUEST = 18, 19, 20, 21
 # `run --bisect`: what `git bisect run` understands (125 skip; 128 and up abort it).
 GIT_BISECT = {driver.Outcome.PASS: (0, "good"), driver.Outcome.FAIL: (1, "bad"),
               driver.Outcome.SKIP: (125, "skip"), driver.Outcome.ABORT: (128, "abort")}
@@ -124,7 +136,7 @@ EXIT_INTERNAL, EXIT_ABORTED = 70, 130
 
 def exit_table() -> list[tuple[int, str]]:
     """(code, meaning) for the help text and README, one row per code."""
-    return [(e.code, e.meaning) for e in EXITS if e.meaning]
+    return sorted((e.code, e.meaning) for e in EXITS if e.meaning)
 
 
 EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
@@ -308,6 +320,33 @@ def _run_options(add: Adder) -> None:
     add("--append", action="append", default=[], metavar="ARG",
         help="extra guest kernel command-line argument (repeatable)")
     add("-j", "--jobs", type=int, help="parallel build jobs (default: the number of CPUs)")
+    add("--boot-timeout", type=_seconds, metavar="SECONDS", help="the guest must reach its "
+        f"/init within this (default {DEFAULTS.timeouts.boot:.0f})")
+    add("--run-timeout", type=_seconds, metavar="SECONDS", help="the whole VM run, boot "
+        f"included, must end within this (default {DEFAULTS.timeouts.run:.0f}): a hang")
+    add("--allow-splat", action="append", type=_regex, metavar="REGEX", help="a kernel "
+        "report whose title (the WARNING, BUG, ... line) matches is reported but does not "
+        "fail the run "
+        "(repeatable; see README, Kernel splats)")
+
+
+def _seconds(value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        n = 0.0
+    if not n > 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: a number of seconds above 0")
+    return n
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: not a regular expression ({exc})"
+                                         ) from None
+    return value
 
 
 def _add_bisect(sub: Subcommands) -> None:
@@ -455,12 +494,13 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         out=(get("out") or _default_out()).resolve(),
         cache=(get("cache") or default_cache()).resolve(),
         vm=vm, toolchain=Toolchain(**_given(clang=get("clang"))),
+        timeouts=Timeouts(**_given(boot=get("boot_timeout"), run=get("run_timeout"))),
         **_kernel_options(get("kernel")),
         **_given(tree=get("tree"), rev=get("rev"), tests=get("tests"), headers=get("headers"),
                  kconfig=tuple(get("kconfig") or ()) or None, jobs=get("jobs"),
                  dry_run=get("dry_run"), allow=tuple(get("allow") or ()) or None,
                  deny=tuple(get("deny") or ()) or None, flavor=get("flavor"),
-                 root=get("rootfs"),
+                 root=get("rootfs"), allow_splats=tuple(get("allow_splat") or ()) or None,
                  tree_denylist=False if get("no_tree_denylist") else None),
     )
 

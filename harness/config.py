@@ -77,6 +77,7 @@ class RunConfig:
     timeouts: Timeouts = Timeouts()
     toolchain: Toolchain = Toolchain()
     dry_run: bool = False
+    allow_splats: tuple[str, ...] = ()  # regexes of kernel reports that do not fail a run
 
 
 # The defaults, for help texts (the paths are placeholders: the CLI always sets them).

@@ -68,8 +68,19 @@ class KernelPanic(BootError):
         self.in_tests = in_tests
 
 
+class VmLost(BootError):
+    """The guest booted, then QEMU ended without the guest's exit status: killed from
+    outside (a signal), or exited by itself."""
+
+
 class GuestError(BootError):
-    """test_progs could not run in the guest: no result line and no crash (exit 3, 126)."""
+    """test_progs could not run in the guest: no result line and no crash (126, 127), or
+    it exited 3 (EXIT_ERR_SETUP_INFRA: its own setup failed)."""
+
+
+class KernelSplat(HarnessError):
+    """The tests passed, but the kernel reported a problem while they ran (a WARNING, BUG,
+    oops, sanitizer report, lockup, stall: harness/outcome/splats.py)."""
 
 
 class InfraError(HarnessError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,11 +20,19 @@ from harness.boot import choice, initramfs, kconfig, kernel, rootfs, vm
 from harness.build import discover, kbuild, kernel_reads, select
 from harness.build import targeted as build
 from harness.config import DEFAULTS, RunConfig
-from harness.errors import Aborted, HarnessError, TreeError, UsageError, internal_error
+from harness.errors import (
+    Aborted,
+    HarnessError,
+    KernelSplat,
+    RunTimeout,
+    TreeError,
+    UsageError,
+    internal_error,
+)
 from harness.host import toolchain
 from harness.host.cache import Cache
-from harness.outcome import results
-from harness.outcome.report import RunReport, Stage, Verdict, judge
+from harness.outcome import results, splats
+from harness.outcome.report import RunReport, Stage, Verdict, judge, reported
 from harness.source import tree
 
 Progress = Callable[[str], None]
@@ -267,16 +276,54 @@ def _qemu(cfg: RunConfig, k: kernel.Kernel, accel: vm.Accel) -> list[str]:
 
 def _boot(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
     assert rep.qemu is not None
-    with st.step("boot+run", "console.log"):
-        rep.vm = vm.boot(rep.qemu, cfg.out, cfg.timeouts.boot, cfg.timeouts.run)
+    try:
+        with st.step("boot+run", "console.log"):
+            rep.vm = vm.boot(rep.qemu, cfg.out, cfg.timeouts.boot, cfg.timeouts.run)
+    except RunTimeout as exc:  # a hang: what had finished, and what was running
+        parsed = results.parse(_text(cfg.out / "test_progs.log").splitlines())
+        rep.subtests = reported(parsed)
+        raise RunTimeout(f"{exc.message}; {hung_in(parsed, rep.plan)}", exc.log) from exc
+    finally:
+        rep.splats = kernel_splats(cfg.out, cfg.allow_splats)
     with st.step("parse", "test_progs.log"):
-        text = (cfg.out / "test_progs.log").read_text(errors="replace")
+        text = _text(cfg.out / "test_progs.log")
         judged = judge(results.parse(text.splitlines()), rep.vm.exit_status)
     times = results.durations(rep.vm.stamped, rep.vm.boot_seconds)
     for r in judged.subtests:
         r.seconds = times.get(r.number)
     rep.verdict, rep.reason, rep.subtests, rep.error = (
         judged.verdict, judged.reason, judged.subtests + denied(rep.plan), judged.error)
+    gating = splats.gating(rep.splats)
+    if rep.verdict is Verdict.PASS and gating:
+        rep.broke(KernelSplat(splats.summary(gating), cfg.out / "dmesg.log"))
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def kernel_splats(run_dir: Path, allow: tuple[str, ...]) -> list[splats.Splat]:
+    """The kernel's reports of the run: from dmesg.log, which the guest writes once the
+    tests are over, else (a panic, a hang, a lost VM) from what reached the console."""
+    patterns = [re.compile(a) for a in allow]
+    for name in ("dmesg.log", "console.log"):
+        text = _text(run_dir / name)
+        if text:
+            return splats.scan(text.splitlines(), patterns)
+    return []
+
+
+def hung_in(parsed: results.Parsed, plan: discover.Plan | None) -> str:
+    """What was running when the run hung: the first selected test (in test_progs's order,
+    tests.h's) without a result line.  6.12's test_progs prints a test's lines only when
+    it ends, so its subtest is not known."""
+    finished = {t.name for t in parsed.tests}
+    tests = sorted(plan.selection.tests) if plan and plan.selection else []
+    running = next((t for t in tests if t not in finished), None)
+    done = f"{len(finished)} test(s) had finished"
+    if running is None:
+        return f"{done}; no selected test was left to run"
+    return f"running: {running} (its subtests print when it ends); {done}"
 
 
 def denied(plan: discover.Plan | None) -> list[results.Result]:

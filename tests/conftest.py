@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -73,3 +76,47 @@ def load_bench(name: str) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up while being built
     spec.loader.exec_module(module)
     return module
+
+
+# Programs a test may start (directly or through harness) that must not outlive it.
+WATCHED = ("qemu-system", "make", "cc1", "gcc", "clang", "ld", "test_progs", "pahole",
+           "debootstrap", "mksquashfs", "harness")
+LINGER = 5.0  # seconds a process gets to finish after its test
+
+
+def _watched() -> dict[int, str]:
+    """pid → command line of every running process whose program name is watched."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = os.path.basename(argv[0].decode(errors="replace")) if argv[0] else ""
+        if name.startswith(WATCHED) or (name.startswith("python") and b"harness" in argv[1:3]):
+            found[int(entry.name)] = " ".join(a.decode(errors="replace") for a in argv)[:200]
+    return found
+
+
+def _mounts() -> set[str]:
+    return set(Path("/proc/self/mounts").read_text().splitlines())
+
+
+@pytest.fixture(autouse=True)
+def _nothing_outlives_a_test() -> Iterator[None]:
+    """No QEMU, compiler, make, test_progs or harness process and no mount a test started
+    may outlive it (the fault matrix's promise: nothing left behind)."""
+    before, mounts = set(_watched()), _mounts()
+    yield
+    deadline = time.monotonic() + LINGER
+    while (left := {p: c for p, c in _watched().items() if p not in before}) and (
+            time.monotonic() < deadline):
+        time.sleep(0.2)
+    for pid in left:  # do not let them poison the next test
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    new_mounts = _mounts() - mounts
+    assert not left, f"processes outlived the test: {sorted(left.values())}"
+    assert not new_mounts, f"mounts outlived the test: {sorted(new_mounts)}"

@@ -55,8 +55,9 @@ class VmScript:
 
 
 def captured_vm(test_progs_log: str, status: str | None = "HARNESS-EXIT 0\n",
-                console: str = "console-pass.log") -> VmScript:
-    channels = {"test_progs.log": (DATA / test_progs_log).read_text(), "dmesg.log": ""}
+                console: str = "console-pass.log", dmesg: str | None = None) -> VmScript:
+    channels = {"test_progs.log": (DATA / test_progs_log).read_text(),
+                "dmesg.log": (DATA / dmesg).read_text() if dmesg else ""}
     if status is not None:
         channels["status"] = status
     return VmScript(console=(DATA / console).read_text().splitlines(), channels=channels)

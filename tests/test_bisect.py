@@ -29,12 +29,15 @@ from harness.errors import (
     BisectRefused,
     BootError,
     BuildError,
+    GuestError,
     InfraError,
     InternalError,
     KernelPanic,
+    KernelSplat,
     RunTimeout,
     SelectionError,
     UsageError,
+    VmLost,
 )
 from harness.outcome.report import Verdict
 
@@ -246,6 +249,10 @@ def test_resume_replays_the_log_instead_of_probing_again() -> None:
     (Verdict.ERROR, KernelPanic("kernel panic", in_tests=True), "skip", Outcome.SKIP),
     (Verdict.ERROR, RunTimeout("test run did not finish"), "bad", Outcome.FAIL),
     (Verdict.ERROR, RunTimeout("test run did not finish"), "skip", Outcome.SKIP),
+    (Verdict.ERROR, KernelSplat("1 kernel splat(s) (warning)"), "bad", Outcome.FAIL),
+    (Verdict.ERROR, KernelSplat("1 kernel splat(s) (warning)"), "skip", Outcome.SKIP),
+    (Verdict.ERROR, VmLost("VM lost after boot"), "bad", Outcome.SKIP),
+    (Verdict.ERROR, GuestError("test_progs exited 3"), "bad", Outcome.SKIP),
     (Verdict.ERROR, InfraError("no ip"), "bad", Outcome.SKIP),
     (Verdict.ERROR, SelectionError("no such test here"), "bad", Outcome.SKIP),
     (Verdict.ERROR, UsageError("bad option"), "bad", Outcome.ABORT),

@@ -93,7 +93,7 @@ def test_kernel_that_does_not_compile(default_tree: Path, tmp_path: Path) -> Non
 @pytest.mark.vm
 def test_kernel_that_does_not_boot(default_tree: Path, tmp_path: Path) -> None:
     code, rep = _run(tmp_path / "run", "--series", str(DATA / "kernel-panics-at-boot.mbox"))
-    assert code == cli.EXIT_BOOT and rep["verdict"] == "error"
+    assert code == cli.EXIT_PANIC and rep["verdict"] == "error"
     assert "kernel panic" in rep["reason"].lower()
     console = (tmp_path / "run/series/console.log").read_text()
     assert "harness: this kernel is built not to boot" in console

@@ -135,13 +135,13 @@ def test_pipeline_stops_at_first_failure(world: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("script,code,words", [
-    (captured_vm("test_progs-pass.log", status=None), cli.EXIT_BOOT, "VM lost after boot"),
+    (captured_vm("test_progs-pass.log", status=None), cli.EXIT_VM_LOST, "VM lost after boot"),
     (captured_vm("test_progs-empty.log", status=None, console="console-panic-no-init.log"),
-     cli.EXIT_BOOT, "kernel panic"),
+     cli.EXIT_PANIC, "kernel panic"),
     (captured_vm("test_progs-subtest-fail.log", status="HARNESS-EXIT 1\n"),
      cli.EXIT_TEST_FAILURE, "failed: struct_ops_module/struct_ops_load"),
     (captured_vm("test_progs-crash-sigsegv.log", status="HARNESS-EXIT 139\n"),
-     cli.EXIT_TEST_FAILURE, "did not finish"),
+     cli.EXIT_TEST_FAILURE, "crashed: killed by signal 11 (SIGSEGV)"),
 ])
 def test_vm_outcomes_through_the_pipeline(world: dict[str, Path], script: VmScript,
                                           code: int, words: str) -> None:
@@ -374,3 +374,58 @@ def test_dry_run_of_a_series_adding_the_selected_test_is_no_pass(
         rep = gate.execute(cfg, str(mbox), lambda _: None)
     assert rep.verdict is Verdict.DRY_RUN and rep.series_run is None
     assert cli.exit_code(rep.verdict, rep.error) == cli.EXIT_DRY_RUN
+
+
+# --- kernel splats (the parser: test_splats.py) --------------------------------------
+
+
+def _splat_run(world: dict[str, Path], allow: tuple[str, ...] = ()) -> RunReport:
+    script = captured_vm("test_progs-pass.log", dmesg="dmesg-refcount.log")
+    with proc.using(builds(FakeProcs(vm=lambda req: script))):
+        return run.execute(_cfg(world, allow_splats=allow), lambda _: None)
+
+
+def test_passing_tests_with_a_splat_fail_the_run(world: dict[str, Path]) -> None:
+    rep = _splat_run(world)
+    assert rep.verdict is Verdict.ERROR
+    assert cli.exit_code(rep.verdict, rep.error) == cli.EXIT_SPLAT
+    assert rep.reason.startswith("1 kernel splat(s) (refcount): first: refcount_t: decrement")
+    assert len(rep.subtests) == 7 and all(r.status.value == "pass" for r in rep.subtests)
+    report = rep.as_dict()
+    assert [s["family"] for s in report["splats"]] == ["refcount"]
+    assert report["splats"][0]["line"] == 3
+    suite = rep.junit()
+    [case] = [c for c in suite.iter("testcase") if c.get("classname") == "kernel"]
+    failure = case.find("failure")
+    assert case.get("name") == "refcount" and failure is not None
+    assert failure.get("message", "").startswith("refcount_t: decrement hit 0")
+    assert "refcount_warn_saturate" in (failure.text or "")
+    assert "SPLAT refcount: refcount_t: decrement hit 0" in rep.summary()
+
+
+def test_allowed_splat_passes_and_is_still_reported(world: dict[str, Path]) -> None:
+    rep = _splat_run(world, ("^refcount_t: decrement hit 0",))
+    assert rep.verdict is Verdict.PASS
+    assert [s.allowed_by for s in rep.splats] == ["^refcount_t: decrement hit 0"]
+    skipped = [c.find("skipped") for c in rep.junit().iter("testcase")
+               if c.get("classname") == "kernel"]
+    assert len(skipped) == 1 and skipped[0] is not None
+
+
+def test_failing_tests_stay_a_failure_and_list_the_splat(world: dict[str, Path]) -> None:
+    script = captured_vm("test_progs-subtest-fail.log", status="HARNESS-EXIT 1\n",
+                         dmesg="dmesg-warning.log")
+    with proc.using(builds(FakeProcs(vm=lambda req: script))):
+        rep = run.execute(_cfg(world), lambda _: None)
+    assert rep.verdict is Verdict.FAIL and [s.family for s in rep.splats] == ["warning"]
+
+
+def test_panic_report_keeps_the_trace(world: dict[str, Path]) -> None:
+    script = captured_vm("test_progs-empty.log", status=None,
+                         console="console-panic-in-tests.log")
+    with proc.using(builds(FakeProcs(vm=lambda req: script))):
+        rep = run.execute(_cfg(world), lambda _: None)
+    assert cli.exit_code(rep.verdict, rep.error) == cli.EXIT_PANIC
+    assert rep.reason.startswith("kernel panic: Kernel panic - not syncing: harness fault")
+    [panic] = rep.as_dict()["splats"]
+    assert panic["family"] == "panic" and len(panic["lines"]) > 10

@@ -51,7 +51,7 @@ def test_crash_mid_run_is_a_failure_not_a_pass() -> None:
     verdict = judge(parsed, 139)
     subtests = verdict.subtests
     assert verdict.verdict == "fail"
-    assert "139" in verdict.reason
+    assert "crashed: killed by signal 11 (SIGSEGV) (after struct_ops_module)" in verdict.reason
     assert subtests[-1].name == "test_progs/incomplete"
     assert subtests[-1].status is Status.FAIL
 
@@ -82,7 +82,7 @@ def test_nothing_matched_exit_2_is_an_error() -> None:
 
 def test_nonzero_exit_without_fail_line_still_fails() -> None:
     parsed = parse(data("test_progs-pass.log").splitlines())
-    verdict = judge(parsed, 3)
+    verdict = judge(parsed, 4)
     subtests = verdict.subtests
     assert verdict.verdict == "fail"
     assert subtests[-1].name == "test_progs/exit"

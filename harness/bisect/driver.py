@@ -24,6 +24,7 @@ from harness.errors import (
     HarnessTimeout,
     InternalError,
     KernelPanic,
+    KernelSplat,
     ParseError,
     RunTimeout,
     UsageError,
@@ -68,8 +69,8 @@ ABORTING: tuple[type[HarnessError], ...] = (UsageError, InternalError, ParseErro
 def classify(verdict: Verdict, error: BaseException | None, panic: str = "bad") -> Outcome:
     """One run's outcome for bisecting.
 
-    A pass and a test failure are what they say.  A kernel panic or a hang while the
-    tests ran is the failure a kernel bisect hunts (`panic="bad"`, the default) or a
+    A pass and a test failure are what they say.  A kernel panic, a kernel splat or a
+    hang while the tests ran is the failure a kernel bisect hunts (`panic="bad"`, the default) or a
     commit that cannot be judged (`panic="skip"`).  A commit that does not build or boot,
     or whose run lacked infrastructure or ran out of time elsewhere, cannot be judged
     (skip).  A dry run, an abort, a usage or internal error stops the bisection.
@@ -82,7 +83,7 @@ def classify(verdict: Verdict, error: BaseException | None, panic: str = "bad") 
         return Outcome.ABORT
     hung = isinstance(error, RunTimeout)
     panicked = isinstance(error, KernelPanic) and error.in_tests
-    if hung or panicked:
+    if hung or panicked or isinstance(error, KernelSplat):
         return Outcome.FAIL if panic == "bad" else Outcome.SKIP
     if isinstance(error, HarnessError | HarnessTimeout):
         return Outcome.SKIP

@@ -11,14 +11,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import ACCELS, VmSpec
-from harness.errors import BootError, HarnessTimeout, KernelPanic, RunTimeout, UsageError
+from harness.errors import (
+    BootError,
+    HarnessTimeout,
+    KernelPanic,
+    RunTimeout,
+    UsageError,
+    VmLost,
+)
 from harness.host import proc
+from harness.outcome.splats import bare
 
 BOOT_MARKER = "HARNESS: booted"
 SETUP_MARKER = "HARNESS: rootfs: "  # stage 1 could not set up the root filesystem
@@ -166,7 +175,7 @@ def decide(seen: Observed, log: Path) -> Outcome:
     never a test result.
     """
     if seen.panic:
-        raise KernelPanic(f"kernel panic: {seen.panic}", log,
+        raise KernelPanic(f"kernel panic: {bare(seen.panic)}", log,
                           in_tests=seen.booted_at is not None)
     if seen.setup_error:
         raise BootError(f"guest root filesystem: {seen.setup_error}", log)
@@ -184,9 +193,18 @@ def decide(seen: Observed, log: Path) -> Outcome:
         raise RunTimeout(f"test run did not finish: {seen.stopped}", log)
     if seen.stopped:
         raise HarnessTimeout(f"test run did not finish: {seen.stopped}", log)
-    what = "VM lost after boot" if seen.booted_at is not None else "guest did not boot"
-    raise BootError(f"{what}: no exit status from the guest (qemu exited {seen.qemu_status})",
-                    log)
+    if seen.booted_at is None:
+        raise BootError(f"guest did not boot: no exit status from the guest "
+                        f"(qemu {_ended(seen.qemu_status)})", log)
+    raise VmLost(f"VM lost after boot: qemu {_ended(seen.qemu_status)} before the guest "
+                 f"wrote its exit status", log)
+
+
+def _ended(status: int) -> str:
+    """How QEMU ended, from its exit status (negative: the signal that killed it)."""
+    if status < 0:
+        return f"was killed by {signal.Signals(-status).name}"
+    return f"exited {status}"
 
 
 def read_status(text: str) -> int | None:

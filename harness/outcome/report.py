@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import re
+import signal
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -25,12 +26,14 @@ from harness.errors import GuestError, HarnessError, InfraError, SelectionError,
 from harness.outcome import infra
 from harness.outcome.compare import Change, Compared
 from harness.outcome.results import INCOMPLETE, Parsed, Result, Status
+from harness.outcome.splats import Splat
 from harness.source.apply import Applied
 from harness.source.series import Series
 from harness.source.tree import Tree
 
 SCHEMA = 2
 SIGNALLED = 128  # exit statuses from here up: killed by a signal (a crash)
+SETUP_FAILED = 3  # test_progs's EXIT_ERR_SETUP_INFRA
 LOG_TAIL_LINES = 200
 
 
@@ -73,9 +76,7 @@ def judge(parsed: Parsed, exit_status: int) -> Judged:
     did not load (test_progs then runs on without it).  A run that tested nothing is an
     error (SelectionError), never a pass or a test failure.
     """
-    subtests = list(parsed.subtests)
-    with_subs = {s.name.split("/", 1)[0] for s in subtests}
-    subtests += [t for t in parsed.tests if t.name not in with_subs]
+    subtests = reported(parsed)
     guest = _guest_error(parsed, bool(subtests), exit_status)
     if guest is not None:
         return Judged(Verdict.ERROR, guest.line(), subtests, guest)
@@ -85,9 +86,27 @@ def judge(parsed: Parsed, exit_status: int) -> Judged:
         subtests.append(_synthetic(INCOMPLETE,
                                    f"test_progs stopped without a Summary (after {last}), "
                                    f"exit status {exit_status}"))
-        return Judged(Verdict.FAIL, f"test_progs did not finish (exit status {exit_status})",
-                      subtests)
+        return Judged(Verdict.FAIL, f"{_stopped(exit_status)} (after {last})", subtests)
     return _judge_complete(parsed, subtests, exit_status, missing)
+
+
+def reported(parsed: Parsed) -> list[Result]:
+    """The entries a report lists: every subtest, and the tests that have none."""
+    subtests = list(parsed.subtests)
+    with_subs = {s.name.split("/", 1)[0] for s in subtests}
+    return subtests + [t for t in parsed.tests if t.name not in with_subs]
+
+
+def _stopped(exit_status: int) -> str:
+    """How test_progs ended without its Summary line."""
+    if exit_status > SIGNALLED:
+        number = exit_status - SIGNALLED
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "an unknown signal"
+        return f"test_progs crashed: killed by signal {number} ({name})"
+    return f"test_progs did not finish (exit status {exit_status})"
 
 
 def _judge_complete(parsed: Parsed, subtests: list[Result], exit_status: int,
@@ -145,6 +164,10 @@ def _guest_error(parsed: Parsed, results: bool, exit_status: int,
         return InfraError(f"missing module: test module {', '.join(parsed.modules_not_loaded)}"
                           f" did not load in the guest, so the tests ran without it "
                           f"(see dmesg.log)")
+    if exit_status == SETUP_FAILED:
+        why = parsed.last_line or "no output"
+        return GuestError(f"test_progs exited 3: its own setup failed (EXIT_ERR_SETUP_INFRA): "
+                          f"{why} (see test_progs.log)")
     if not parsed.complete and not results and exit_status < SIGNALLED:
         return GuestError(f"test_progs printed no result and exited {exit_status} "
                           f"without a crash: it could not run (see test_progs.log)")
@@ -197,6 +220,7 @@ class RunReport(Common):
     initramfs_bytes: int | None = None
     vm: VmOutcome | None = None
     subtests: list[Result] = field(default_factory=list)
+    splats: list[Splat] = field(default_factory=list)  # the kernel's reports during the run
 
     def counts(self) -> dict[str, int]:
         return {s.value: sum(1 for r in self.subtests if r.status is s) for s in Status}
@@ -225,6 +249,7 @@ class RunReport(Common):
             "counts": self.counts(),
             "stages": [vars(s) for s in self.stages],
             "subtests": [_subtest_dict(r) for r in self.subtests],
+            "splats": [sp.as_dict() for sp in self.splats],
         }
 
     def kernel_dict(self) -> dict[str, Any] | None:
@@ -281,6 +306,8 @@ class RunReport(Common):
                          f"{c['denied']} denied")
         lines += [f"  {r.status.value.upper()} {r.name}" for r in self.subtests
                   if r.status in (Status.FAIL, Status.INFRA)]
+        lines += [f"  SPLAT {sp.family}{' (allowed)' if sp.allowed_by else ''}: {sp.title}"
+                  for sp in self.splats]
         lines.append(f"  report: {self.run_dir / 'report.json'}")
         return "\n".join(lines)
 
@@ -398,6 +425,17 @@ def fail_case(case: ET.Element, lines: list[str], message: str) -> None:
         "\n".join(lines) or message)
 
 
+def splat_case(suite: ET.Element, sp: Splat) -> None:
+    """A kernel report: a failure of testcase kernel/<family>, or skipped when allowed."""
+    case = testcase(suite, f"kernel/{sp.family}")
+    if sp.allowed_by is not None:
+        ET.SubElement(case, "skipped", {"message": f"allowed by --allow-splat "
+                                                   f"{sp.allowed_by}: {sp.title}"[:500]})
+        return
+    ET.SubElement(case, "failure", {"message": sp.title[:500], "type": "kernel splat"}
+                  ).text = "\n".join(sp.lines)
+
+
 def _suite(name: str, started: str, host: str, seconds: float) -> ET.Element:
     return ET.Element("testsuite", {"name": name, "tests": "0", "failures": "0",
                                     "errors": "0", "skipped": "0", "time": f"{seconds:.3f}",
@@ -434,6 +472,8 @@ def run_suite(name: str, report: RunReport) -> ET.Element:
             what = "; ".join(m.text() for m in found) or "missing test infrastructure"
             ET.SubElement(case, "error", {"message": what[:500], "type": "infrastructure"}
                           ).text = "\n".join(r.log)
+    for sp in report.splats:
+        splat_case(suite, sp)
     if report.verdict is Verdict.DRY_RUN:
         case = testcase(suite, "harness/run")
         ET.SubElement(case, "skipped", {"message": "dry run: nothing built or booted"})

@@ -68,6 +68,7 @@ class Parsed:
     subtests: list[Result]
     summary: Summary | None
     modules_not_loaded: list[str] = field(default_factory=list)  # "bpf_testmod.ko (-22)"
+    last_line: str = ""  # the last non-empty line (what a test_progs that gave up said)
 
     @property
     def complete(self) -> bool:
@@ -89,8 +90,10 @@ def parse(lines: Iterable[str]) -> Parsed:
     repeating = False
     summary: Summary | None = None
     modules: list[str] = []
+    last = ""
     for raw in lines:
         line = _clean(raw)
+        last = line.strip() or last
         if m := MODULE_FAILED_RE.match(line):
             modules.append(f"{m['module']} ({m['err']})")
         if line.strip() == REPEAT_MARKER:
@@ -110,7 +113,8 @@ def parse(lines: Iterable[str]) -> Parsed:
         pending = []
     tests = [r for r in results.values() if not r.is_subtest]
     subtests = [r for r in results.values() if r.is_subtest]
-    return Parsed(tests=tests, subtests=subtests, summary=summary, modules_not_loaded=modules)
+    return Parsed(tests=tests, subtests=subtests, summary=summary, modules_not_loaded=modules,
+                  last_line=last)
 
 
 def _record(

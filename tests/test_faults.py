@@ -1,0 +1,153 @@
+"""The fault matrix, run for real: a bpf_testmod that panics, hangs, warns; a test_progs
+that crashes or refuses to start; a QEMU killed from outside (tests/fault_tree.py builds
+the tree).  Each row ends with its own verdict and exit code, a one-line reason, every log
+in the run directory, the user's tree untouched, and (conftest's autouse fixture) no
+process or mount left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bisect_history import History
+from fault_tree import fault_tree
+
+from harness import cli
+from harness.host import vcs
+from harness.host.cache import Cache
+from harness.source import tree
+
+pytestmark = [pytest.mark.vm, pytest.mark.build]
+LOGS = ("report.json", "junit.xml", "commands.log", "console.log", "build-bpftool.log",
+        "build-testmod.log", "build-test_progs.log")
+
+
+@pytest.fixture(scope="module")
+def faults(default_tree: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory,
+           ) -> Iterator[History]:
+    root = tmp_path_factory.mktemp("faults")
+    history = fault_tree(default_tree, root / "linux", root / "logs")
+    git = vcs.Git(history.repo, root / "logs")
+    head = git.head()
+    yield history
+    try:
+        assert git.head() == head, "the user's tree moved"
+        assert git.run("status", "--porcelain").output == "", "the user's tree was written"
+    finally:
+        tree.forget(Cache(cache), history.repo)
+
+
+def _run(faults: History, out: Path, rev: str, *args: str) -> tuple[int, dict[str, object]]:
+    code = cli.main(["run", "--tree", str(faults.repo), "--rev", faults.ids[rev],
+                     "--out", str(out), *args])
+    report: dict[str, object] = json.loads((out / "report.json").read_text())
+    assert report["exit_code"] == code
+    for name in LOGS:
+        assert (out / name).is_file(), f"{name} not kept"
+    return code, report
+
+
+def _splats(report: dict[str, object]) -> list[str]:
+    found = report["splats"]
+    assert isinstance(found, list)
+    return [str(s["family"]) for s in found]
+
+
+def test_panic_on_load(faults: History, tmp_path: Path) -> None:
+    code, rep = _run(faults, tmp_path, "panic-on-load", "--tests", "harness_basic")
+    assert code == cli.EXIT_PANIC and rep["verdict"] == "error"
+    assert rep["error"] == "KernelPanic"
+    assert "Kernel panic - not syncing: harness fault: bpf_testmod panics on load" in str(
+        rep["reason"])
+    assert _splats(rep) == ["panic"]
+    assert "bpf_testmod" in "\n".join(rep["splats"][0]["lines"])  # type: ignore[index]
+
+
+def test_splats_fail_passing_tests(faults: History, tmp_path: Path) -> None:
+    tests = "harness_basic,harness_fault/warn,harness_fault/refcount"
+    code, rep = _run(faults, tmp_path / "gate", "faults", "--tests", tests)
+    assert code == cli.EXIT_SPLAT and rep["error"] == "KernelSplat"
+    assert rep["counts"] == {"pass": 3, "fail": 0, "skip": 0, "infra": 0, "denied": 0}
+    assert _splats(rep) == ["warning", "refcount"]
+    assert str(rep["reason"]).startswith("2 kernel splat(s) (refcount, warning): first: "
+                                         "WARNING: CPU: ")
+    junit = (tmp_path / "gate/junit.xml").read_text()
+    assert 'classname="kernel" name="refcount"' in junit and "harness fault: warn" in junit
+    code, rep = _run(faults, tmp_path / "allowed", "faults", "--tests", tests,
+                     "--allow-splat", "harness_fault_store", "--allow-splat", "^refcount_t:")
+    assert code == cli.EXIT_PASS and len(_splats(rep)) == 2
+
+
+def test_hang_is_a_run_timeout_naming_the_running_test(faults: History, tmp_path: Path,
+                                                       ) -> None:
+    started = time.monotonic()
+    code, rep = _run(faults, tmp_path, "faults", "--tests",
+                     "harness_basic,harness_fault/hang", "--run-timeout", "40")
+    assert code == cli.EXIT_TIMEOUT and rep["error"] == "RunTimeout"
+    assert time.monotonic() - started < 240
+    assert "running: harness_fault (its subtests print when it ends); 1 test(s) had " \
+           "finished" in str(rep["reason"])
+    assert [(s["name"], s["status"]) for s in rep["subtests"]] == [  # type: ignore[attr-defined]
+        ("harness_basic", "pass")]
+    assert "harness_basic:OK" in (tmp_path / "test_progs.log").read_text()
+
+
+def test_test_progs_crash(faults: History, tmp_path: Path) -> None:
+    # hung-task sleeps 8 s in the kernel: the SIGSEGV sent at 3 s lands as it returns
+    code, rep = _run(faults, tmp_path, "faults", "--tests", "harness_fault/hung-task",
+                     "--append", "harness.kill_test_progs=3")
+    assert code == cli.EXIT_TEST_FAILURE and rep["verdict"] == "fail"
+    assert "test_progs crashed: killed by signal 11 (SIGSEGV)" in str(rep["reason"])
+    assert "Caught signal #11!" in (tmp_path / "test_progs.log").read_text()
+    assert "hung-task" in _splats(rep)
+
+
+def test_test_progs_setup_failure_exit_3(faults: History, tmp_path: Path) -> None:
+    code, rep = _run(faults, tmp_path, "exit3", "--tests", "harness_basic")
+    assert code == cli.EXIT_GUEST and rep["error"] == "GuestError"
+    assert "test_progs exited 3: its own setup failed" in str(rep["reason"])
+    assert "must have either test_harness_basic() or serial_test_harness_basic" in str(
+        rep["reason"])
+
+
+def _qemu_of(run_dir: Path) -> int | None:
+    """The QEMU process writing into run_dir (its serial files name it)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if argv.startswith("qemu-system") and str(run_dir / "status") in argv:
+            return int(entry.name)
+    return None
+
+
+def test_qemu_killed_from_outside(faults: History, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "harness", "run", "--tree", str(faults.repo), "--rev",
+            faults.ids["faults"], "--tests", "harness_fault/hang", "--out", str(tmp_path)]
+    with subprocess.Popen(argv, stderr=subprocess.DEVNULL) as harness:
+        deadline = time.monotonic() + 600
+        pid = None
+        while pid is None or "HARNESS: booted" not in _text(tmp_path / "console.log"):
+            assert harness.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+            pid = _qemu_of(tmp_path)
+        os.kill(pid, signal.SIGKILL)
+        code = harness.wait(timeout=120)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert code == cli.EXIT_VM_LOST and rep["error"] == "VmLost"
+    assert "qemu was killed by SIGKILL before the guest wrote its exit status" in rep["reason"]
+    for name in (*LOGS, "test_progs.log"):
+        assert (tmp_path / name).is_file(), name
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
