@@ -37,6 +37,7 @@ from harness.build import targeted as build
 from harness.config import (
     ACCELS,
     DEFAULTS,
+    FLAKY_POLICIES,
     FLAVORS,
     ROOTS,
     RunConfig,
@@ -117,6 +118,8 @@ EXITS: tuple[Exit, ...] = (
              "oops, KASAN or UBSAN report, lockup, RCU stall, hung task or refcount_t error "
              "while they ran (`--allow-splat` waves known ones through)", Verdict.ERROR,
          errors.KernelSplat),
+    Exit(22, "no space left on device (a build, a checkout, the run directory: the message "
+             "names the directory and the space left)", Verdict.ERROR, errors.DiskFull),
     Exit(70, "internal error (a bug in harness; `traceback.txt` in the run directory)",
          Verdict.ERROR, errors.InternalError),
     Exit(130, "aborted by Ctrl-C, SIGTERM or SIGHUP (children ended, report written with "
@@ -126,7 +129,7 @@ EXIT_PASS, EXIT_TEST_FAILURE, EXIT_USAGE, EXIT_BAD_TREE, EXIT_MISSING_TOOL = 0, 
 EXIT_NO_TESTS, EXIT_BUILD, EXIT_BOOT, EXIT_TIMEOUT, EXIT_BAD_SERIES = 5, 6, 7, 8, 9
 EXIT_APPLY, EXIT_BAD_OBJECT, EXIT_DRY_RUN, EXIT_COMMAND, EXIT_CONFIG = 10, 11, 12, 13, 14
 EXIT_INFRA, EXIT_BISECT_REFUSED, EXIT_BISECT_AMBIGUOUS = 15, 16, 17
-EXIT_PANIC, EXIT_VM_LOST, EXIT_SPLAT, EXIT_GUEST = 18, 19, 20, 21
+EXIT_PANIC, EXIT_VM_LOST, EXIT_SPLAT, EXIT_GUEST, EXIT_DISK_FULL = 18, 19, 20, 21, 22
 # `run --bisect`: what `git bisect run` understands (125 skip; 128 and up abort it).
 GIT_BISECT = {driver.Outcome.PASS: (0, "good"), driver.Outcome.FAIL: (1, "bad"),
               driver.Outcome.SKIP: (125, "skip"), driver.Outcome.ABORT: (128, "abort")}
@@ -209,6 +212,13 @@ def _default_out() -> Path:
 RUN_FILES = ("report.json", "junit.xml", "traceback.txt", "console.log", "test_progs.log",
              "dmesg.log", "status", "commands.log", "initramfs.cpio.gz")
 RUN_DIRS = ("base", "series", "patches")
+
+
+def check_cache(cache: Path) -> None:
+    """--cache (or HARNESS_CACHE) must be a directory, or not exist yet."""
+    if cache.exists() and not cache.is_dir():
+        raise errors.UsageError(f"--cache {cache}: not a directory; pass a directory for the "
+                                f"harness cache (or unset HARNESS_CACHE)")
 
 
 def prepare_run_dir(out: Path) -> None:
@@ -324,10 +334,21 @@ def _run_options(add: Adder) -> None:
         f"/init within this (default {DEFAULTS.timeouts.boot:.0f})")
     add("--run-timeout", type=_seconds, metavar="SECONDS", help="the whole VM run, boot "
         f"included, must end within this (default {DEFAULTS.timeouts.run:.0f}): a hang")
+    add("--retries", type=_count, metavar="N", help="rerun what failed up to N times in "
+        "the same boot; a subtest that passes on a retry is `flaky` (default "
+        f"{DEFAULTS.retries})")
+    add("--flaky", choices=FLAKY_POLICIES, help="what a flaky subtest does to the verdict: "
+        f"pass (default {DEFAULTS.flaky}: reported, not gating) or fail")
     add("--allow-splat", action="append", type=_regex, metavar="REGEX", help="a kernel "
         "report whose title (the WARNING, BUG, ... line) matches is reported but does not "
         "fail the run "
         "(repeatable; see README, Kernel splats)")
+
+
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r}: a whole number of 0 or more")
+    return int(value)
 
 
 def _seconds(value: str) -> float:
@@ -501,6 +522,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
                  dry_run=get("dry_run"), allow=tuple(get("allow") or ()) or None,
                  deny=tuple(get("deny") or ()) or None, flavor=get("flavor"),
                  root=get("rootfs"), allow_splats=tuple(get("allow_splat") or ()) or None,
+                 retries=get("retries"), flaky=get("flaky"),
                  tree_denylist=False if get("no_tree_denylist") else None),
     )
 
@@ -584,6 +606,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
+    if why := errors.unreadable(args.log):
+        raise errors.ParseError(f"{args.log}: {why}; pass a test_progs.log")
     try:
         text = args.log.read_text(errors="replace")
     except OSError as exc:
@@ -679,6 +703,8 @@ def cmd_kconfig(args: argparse.Namespace) -> int:
         logs = args.out or cache.logs()
         tree_path = tree.select(args.tree, args.rev or DEFAULTS.rev, cache, logs).path
     config = args.kernel_config or _prebuilt_config()
+    if why := errors.unreadable(config):
+        raise errors.UsageError(f"--kernel-config {config}: {why}; pass a kernel .config")
     try:
         actual = kconfig.parse(config.read_text(errors="replace"))
     except OSError as exc:
@@ -773,6 +799,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = given[1:]  # what followed the command (bisect keeps it for --resume)
     with _signals_abort():
         try:
+            check_cache(Path(vars(args).get("cache") or default_cache()))
             return HANDLERS[args.command](args)
         except errors.HarnessError as exc:
             print(f"harness: error: {exc.line()}", file=sys.stderr)

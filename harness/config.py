@@ -9,6 +9,7 @@ from pathlib import Path
 DEFAULT_TESTS = ("test_struct_ops_module",)
 ACCELS = ("tcg", "kvm")
 FLAVORS = ("test_progs", "test_progs-no_alu32", "test_progs-cpuv4")
+FLAKY_POLICIES = ("pass", "fail")
 ROOTS = ("debian", "initramfs")
 
 
@@ -78,6 +79,8 @@ class RunConfig:
     toolchain: Toolchain = Toolchain()
     dry_run: bool = False
     allow_splats: tuple[str, ...] = ()  # regexes of kernel reports that do not fail a run
+    retries: int = 0  # reruns of what failed, in the same boot
+    flaky: str = "pass"  # a subtest that passed on a retry: "pass" or "fail" the run
 
 
 # The defaults, for help texts (the paths are placeholders: the CLI always sets them).

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import signal
+import stat
 import tempfile
 import traceback
 from collections.abc import Sequence
@@ -13,6 +17,22 @@ TAIL_LINES = 20
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
+
+
+def unreadable(path: Path) -> str | None:
+    """Why `path` cannot be read as a file, in a few words (None: it can): it is missing,
+    a directory, not a regular file (reading a FIFO would block), or not readable."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "no such file"
+    except PermissionError:
+        return "not readable (permission denied)"
+    except OSError as exc:
+        return f"cannot read ({exc.strerror})"
+    if not stat.S_ISREG(mode):
+        return "is a directory, not a file" if stat.S_ISDIR(mode) else "not a regular file"
+    return None if os.access(path, os.R_OK) else "not readable (permission denied)"
 
 
 class HarnessError(Exception):
@@ -53,6 +73,35 @@ class ConfigError(HarnessError):
 
 class BuildError(HarnessError):
     """A build step failed."""
+
+
+class DiskFull(HarnessError):
+    """No space left on the device a build, a checkout or the run directory writes to."""
+
+
+NO_SPACE = "No space left on device"
+
+
+def no_space(what: str, where: Path, log: Path | None = None) -> DiskFull:
+    """The error for a full disk, naming the directory and the space left there."""
+    place = where
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        free = f"{shutil.disk_usage(place).free / 2**20:.0f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return DiskFull(f"{what}: no space left on device under {where} ({free}): free some "
+                    f"space (harness cache prune) or pass --cache/--out on a larger disk", log)
+
+
+def os_error(exc: OSError, where: Path) -> HarnessError:
+    """An OSError that reached the top: a full disk is the user's to fix (DiskFull),
+    anything else is a bug (internal_error)."""
+    if exc.errno == errno.ENOSPC:
+        name = exc.filename or where
+        return no_space(f"writing {name}", Path(name).parent)
+    return internal_error(exc, where)
 
 
 class BootError(HarnessError):

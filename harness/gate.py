@@ -16,7 +16,13 @@ from harness import run
 from harness.boot import choice, kconfig
 from harness.build import kernel_reads
 from harness.config import RunConfig
-from harness.errors import ApplyError, HarnessError, SelectionError, internal_error
+from harness.errors import (
+    ApplyError,
+    HarnessError,
+    SelectionError,
+    internal_error,
+    os_error,
+)
 from harness.host import toolchain
 from harness.host.cache import Cache
 from harness.outcome.compare import compare
@@ -151,7 +157,7 @@ def _sides(cfg: RunConfig, rep: GateReport, progress: run.Progress,
         series_src, new_tree, plan.choices.series if plan.choices else None, plan.fragments))
     if _stopped(rep, rep.series_run, "series"):
         return
-    _judge(rep, rep.base, rep.series_run)
+    _judge(rep, rep.base, rep.series_run, cfg.flaky == "fail")
 
 
 def _lacks_tests(base: RunReport) -> bool:
@@ -194,6 +200,8 @@ def execute(cfg: RunConfig, source: str, progress: run.Progress) -> GateReport:
         _gate(cfg, rep, progress)
     except HarnessError as exc:
         rep.broke(exc)
+    except OSError as exc:  # a full disk (DiskFull), else a bug
+        rep.broke(os_error(exc, cfg.out))
     except KeyboardInterrupt as exc:
         rep.aborted(run.signal_name(exc))
     except Exception as exc:  # a bug: keep the traceback with the run
@@ -201,8 +209,8 @@ def execute(cfg: RunConfig, source: str, progress: run.Progress) -> GateReport:
     return rep
 
 
-def _judge(rep: GateReport, base: RunReport, new: RunReport) -> None:
-    rep.compared = compare(base.subtests, new.subtests)
+def _judge(rep: GateReport, base: RunReport, new: RunReport, flaky_fails: bool) -> None:
+    rep.compared = compare(base.subtests, new.subtests, flaky_fails)
     gating = [c for c in rep.compared if c.change.gates]
     if gating:
         rep.verdict = Verdict.FAIL

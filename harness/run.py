@@ -28,6 +28,7 @@ from harness.errors import (
     TreeError,
     UsageError,
     internal_error,
+    os_error,
 )
 from harness.host import toolchain
 from harness.host.cache import Cache
@@ -210,6 +211,7 @@ def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
                              log_dir=cfg.out, toolchain=cfg.toolchain, jobs=cfg.jobs,
                              timeout=cfg.timeouts.build, versions=rep.versions)
     rep.builds = ctx.ledger  # filled as each build is done or reused
+    rep.notes = ctx.notes
     with st.step("build-bpftool", "build-bpftool.log"):
         tools = build.build_tools(ctx)
     files: list[tuple[str, Path]] = []
@@ -230,7 +232,8 @@ def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
         files=tuple(files), allow=tuple(sel.allow_lines()) if sel else (),
         deny=tuple(sel.deny_lines()) if sel else (),
         kernel_config=config_file(k), rootfs=root.recipe_key if root else None,
-        boot_modules=boot_modules(k) if root else (), kernel_modules=k.modules_dir)
+        boot_modules=boot_modules(k) if root else (), kernel_modules=k.modules_dir,
+        retries=cfg.retries)
     with st.step("initramfs"):
         rep.initramfs_bytes = initramfs.assemble(payload, cfg.out / "initramfs.cpio.gz",
                                                  root.has if root else None)
@@ -259,7 +262,8 @@ def _root(cfg: RunConfig, st: Stages, rep: RunReport) -> rootfs.Rootfs | None:
     if cfg.root != "debian":
         return None
     with st.step("rootfs", "build-rootfs.log"):
-        rep.rootfs = rootfs.ensure(runtime_recipe(), Cache(cfg.cache), cfg.out, st.progress)
+        rep.rootfs = rootfs.ensure(runtime_recipe(), Cache(cfg.cache), cfg.out, st.progress,
+                                   rep.notes)
     return rep.rootfs
 
 
@@ -287,7 +291,8 @@ def _boot(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
         rep.splats = kernel_splats(cfg.out, cfg.allow_splats)
     with st.step("parse", "test_progs.log"):
         text = _text(cfg.out / "test_progs.log")
-        judged = judge(results.parse(text.splitlines()), rep.vm.exit_status)
+        judged = judge(results.parse_retried(text.splitlines()), rep.vm.exit_status,
+                       flaky_fails=cfg.flaky == "fail")
     times = results.durations(rep.vm.stamped, rep.vm.boot_seconds)
     for r in judged.subtests:
         r.seconds = times.get(r.number)
@@ -392,6 +397,8 @@ def execute(cfg: RunConfig, progress: Progress, source: TreeSource | None = None
         _pipeline(cfg, st, rep, source or TreeSource())
     except HarnessError as exc:
         rep.broke(exc)
+    except OSError as exc:  # a full disk (DiskFull), else a bug
+        rep.broke(os_error(exc, cfg.out))
     except KeyboardInterrupt as exc:
         rep.aborted(signal_name(exc))
     except Exception as exc:  # a bug: keep the traceback with the run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 import signal
@@ -82,21 +83,48 @@ def load_bench(name: str) -> ModuleType:
 WATCHED = ("qemu-system", "make", "cc1", "gcc", "clang", "ld", "test_progs", "pahole",
            "debootstrap", "mksquashfs", "harness")
 LINGER = 5.0  # seconds a process gets to finish after its test
+PR_SET_CHILD_SUBREAPER = 36
 
 
-def _watched() -> dict[int, str]:
-    """pid → command line of every running process whose program name is watched."""
-    found: dict[int, str] = {}
+@pytest.fixture(scope="session", autouse=True)
+def _adopt_orphans() -> None:
+    """Make this pytest the subreaper of what its tests start: a process whose parent
+    died is re-parented here, not to init, so it still counts as a test's leftover."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid → (parent pid, command line) of every process."""
+    found: dict[int, tuple[int, str]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit():
             continue
         try:
+            stat = (entry / "stat").read_text()
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        name = os.path.basename(argv[0].decode(errors="replace")) if argv[0] else ""
-        if name.startswith(WATCHED) or (name.startswith("python") and b"harness" in argv[1:3]):
-            found[int(entry.name)] = " ".join(a.decode(errors="replace") for a in argv)[:200]
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        found[int(entry.name)] = (parent, " ".join(a.decode(errors="replace") for a in argv))
+    return found
+
+
+def _watched() -> dict[int, str]:
+    """pid → command line of this pytest's descendants whose program is watched (other
+    work on the machine is none of a test's business)."""
+    procs = _processes()
+    ours: set[int] = set()
+    frontier = {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, (parent, _) in procs.items() if parent in frontier} - ours
+        ours |= frontier
+    found = {}
+    for pid in ours:
+        argv = procs[pid][1].split(" ")
+        name = os.path.basename(argv[0])
+        if name.startswith(WATCHED) or (name.startswith("python") and "harness" in argv[1:3]):
+            found[pid] = procs[pid][1][:200]
     return found
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.boot.kernel import Kernel
-from harness.build import discover
+from harness.build import discover, inputs
 from harness.build import targeted as build
 from harness.config import Toolchain
 from harness.host import proc
@@ -153,3 +153,43 @@ def test_bpftool_build_is_keyed_by_the_content_it_reads(tmp_path: Path) -> None:
     assert sum(1 for c in fake.calls if c[0] == "make") == 3
     assert "restored from the copy" in log  # the last step: the first build's copy
     assert (tmp_path / "c").exists()
+
+
+# --- a damaged cache is never trusted (harness/build/inputs.py) -----------------------
+
+
+def _built(tmp_path: Path) -> tuple[Path, list[Path]]:
+    out = tmp_path / "out"
+    (out / "include/bpf").mkdir(parents=True)
+    (out / "bpftool").write_bytes(b"\x7fELF" + b"x" * 4096)
+    (out / "include/bpf/libbpf.h").write_text("/* libbpf */\n")
+    outputs = [out / "bpftool", out / "include"]
+    inputs.remember(out, "key1", outputs)
+    inputs.snapshot(out, "key1", outputs)
+    return out, outputs
+
+
+def test_truncated_output_is_corrupt_and_not_reusable(tmp_path: Path) -> None:
+    out, outputs = _built(tmp_path)
+    assert inputs.reusable(out, "key1", outputs) and inputs.corrupt(out, outputs) == []
+    with (out / "bpftool").open("r+b") as f:
+        f.truncate(100)
+    assert inputs.corrupt(out, outputs) == [out / "bpftool"]
+    assert not inputs.reusable(out, "key1", outputs)
+    (out / "include/bpf/libbpf.h").write_text("/* edited */\n")  # a directory output too
+    assert inputs.corrupt(out, outputs) == outputs
+
+
+def test_damaged_copy_is_dropped_not_restored(tmp_path: Path) -> None:
+    out, outputs = _built(tmp_path)
+    kept = out / inputs.SNAPSHOTS / "key1"
+    (kept / "bpftool").write_bytes(b"damaged")
+    assert not inputs.restore(out, "key1", outputs)
+    assert not kept.exists() and not (out / "bpftool").exists()
+
+
+def test_intact_copy_is_restored(tmp_path: Path) -> None:
+    out, outputs = _built(tmp_path)
+    inputs.remember(out, "key2", outputs)
+    assert inputs.restore(out, "key1", outputs)
+    assert inputs.reusable(out, "key1", outputs)

@@ -7,6 +7,7 @@ process or mount left behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from bisect_history import History
 from fault_tree import fault_tree
 
 from harness import cli
+from harness.boot import rootfs
 from harness.host import vcs
 from harness.host.cache import Cache
 from harness.source import tree
@@ -151,3 +153,79 @@ def test_qemu_killed_from_outside(faults: History, tmp_path: Path) -> None:
 
 def _text(path: Path) -> str:
     return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def test_flaky_subtest_retried_in_the_same_boot(faults: History, tmp_path: Path) -> None:
+    code, rep = _run(faults, tmp_path / "once", "faults", "--tests", "harness_flaky")
+    assert code == cli.EXIT_TEST_FAILURE  # no retries: the first run's failure stands
+    code, rep = _run(faults, tmp_path / "retried", "faults", "--tests", "harness_flaky",
+                     "--retries", "2")
+    assert code == cli.EXIT_PASS, rep["reason"]
+    assert "1 of them flaky (passed on a retry): harness_flaky/first_run_fails" in str(
+        rep["reason"])
+    log = (tmp_path / "retried/test_progs.log").read_text()
+    assert log.count("HARNESS: retry ") == 1  # it passed on the first retry: no second
+    junit = (tmp_path / "retried/junit.xml").read_text()
+    assert "<flakyFailure" in junit and "<failure" not in junit
+    code, rep = _run(faults, tmp_path / "strict", "faults", "--tests", "harness_flaky",
+                     "--retries", "1", "--flaky", "fail")
+    assert code == cli.EXIT_TEST_FAILURE and str(rep["reason"]).startswith("flaky")
+
+
+def test_two_runs_at_once_on_one_cache(faults: History, default_tree: Path,
+                                       tmp_path: Path) -> None:
+    """Two runs of the fault tree at one commit, and one of the default tree, at once."""
+    base = [sys.executable, "-m", "harness", "run"]
+    argvs = {
+        "same-a": [*base, "--tree", str(faults.repo), "--rev", faults.ids["faults"],
+                   "--tests", "harness_basic"],
+        "same-b": [*base, "--tree", str(faults.repo), "--rev", faults.ids["faults"],
+                   "--tests", "harness_basic"],
+        "default": [*base, "--tests", "struct_ops_module/struct_ops_load"],
+    }
+    runs = {name: subprocess.Popen([*argv, "--out", str(tmp_path / name)],
+                                   stderr=subprocess.DEVNULL) for name, argv in argvs.items()}
+    codes = {name: p.wait(timeout=900) for name, p in runs.items()}
+    assert codes == dict.fromkeys(argvs, cli.EXIT_PASS)
+    for name, count in (("same-a", 1), ("same-b", 1), ("default", 1)):
+        rep = json.loads((tmp_path / name / "report.json").read_text())
+        assert rep["verdict"] == "pass" and rep["counts"]["pass"] == count, name
+
+
+def test_damaged_cache_is_rebuilt_not_trusted(faults: History, cache: Path,
+                                              tmp_path: Path) -> None:
+    code, _ = _run(faults, tmp_path / "first", "faults", "--tests", "harness_basic")
+    assert code == cli.EXIT_PASS
+    build = cache / "build" / tree.user_key(faults.repo)
+    bpftool = next(build.glob("tools-*/bpftool/bpftool"))
+    test_progs = next(build.glob("selftests-*/test_progs"))
+    image = next(cache.glob("rootfs/*/rootfs.squashfs"))
+    intact = {p: p.stat().st_size for p in (bpftool, test_progs, image)}
+    for damaged in intact:
+        with damaged.open("r+b") as f:
+            f.truncate(damaged.stat().st_size // 2)
+    code, rep = _run(faults, tmp_path / "second", "faults", "--tests", "harness_basic")
+    assert code == cli.EXIT_PASS, rep["reason"]
+    notes = "\n".join(rep["notes"])  # type: ignore[arg-type]
+    for damaged, size in intact.items():  # noted, then made again (or restored from a
+        assert str(damaged) in notes  # kept copy whose digest was checked)
+        assert damaged.stat().st_size == size, damaged
+    recorded = (image.parent / rootfs.DIGEST).read_text().strip()
+    assert recorded == hashlib.sha256(image.read_bytes()).hexdigest()
+
+
+def test_full_disk_while_building(faults: History, cache: Path, tmp_path: Path) -> None:
+    """The tree's build directory on a 2 MB tmpfs (mounted over it for the test)."""
+    build = cache / "build" / tree.user_key(faults.repo)
+    build.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "harness-full", str(build)],
+                   check=True)
+    try:
+        code = cli.main(["run", "--tree", str(faults.repo), "--rev", faults.ids["faults"],
+                         "--tests", "harness_basic", "--out", str(tmp_path)])
+    finally:
+        subprocess.run(["umount", str(build)], check=True)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert code == cli.EXIT_DISK_FULL and rep["error"] == "DiskFull"
+    assert f"no space left on device under {cache}" in rep["reason"]
+    assert "MB free" in rep["reason"] and (tmp_path / "build-bpftool.log").is_file()

@@ -6,6 +6,9 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+from conftest import DATA
+
 from harness.boot import initramfs
 
 LDD = """\
@@ -45,14 +48,37 @@ def test_newc_roundtrip_with_cpio(tmp_path: Path) -> None:
     assert (out / "bin/sh").is_symlink() and str((out / "bin/sh").readlink()) == "hello"
 
 
-def test_run_template_filled_with_the_selection_lists() -> None:
+def test_run_template_filled_with_the_selection_lists(tmp_path: Path) -> None:
     template = (initramfs.VM_DIR / "run.sh").read_text()
-    args = initramfs.test_progs_args(("*struct_ops*",), ("get_stack_raw_tp",))
-    script = initramfs.render_run(args, template)
-    assert "./test_progs -a @harness-allow.list -d @harness-deny.list " in script
-    assert "@ARGS@" not in script
+    payload = initramfs.Payload(busybox=tmp_path, test_progs=tmp_path, files=(),
+                                allow=("*struct_ops*",), deny=("get_stack_raw_tp",), retries=2)
+    script = initramfs.render_run(payload, template)
+    assert 'args="-a @harness-allow.list -d @harness-deny.list"' in script
+    assert 'args="-a @harness-retry.list -d @harness-deny.list"' in script
+    assert "retries=2\n" in script
+    assert "@" + "ARGS@" not in script and "@RETR" not in script
     assert "HARNESS-EXIT" in script and "/dev/ttyS3" in script
     assert initramfs.test_progs_args((), ()) == []
+
+
+@pytest.mark.parametrize(("log", "entries"), [
+    ("test_progs-subtest-fail.log", ["struct_ops_module/struct_ops_load"]),
+    ("test_progs-pass.log", []),
+])
+def test_guest_lists_what_failed_for_a_retry(log: str, entries: list[str]) -> None:
+    """vm/failed.awk, run by the busybox the guest runs it with."""
+    done = subprocess.run(["busybox", "awk", "-f", str(initramfs.VM_DIR / "failed.awk"),
+                           str(DATA / log)], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == entries
+
+
+def test_guest_retry_list_keeps_names_whole_and_tests_without_failed_subtests() -> None:
+    out = "\n".join(["#1/1 a/x:FAIL", "#1/2 a/y:OK", "#1 a:FAIL", "#2 b:FAIL",
+                     "#3/1 c/with space: and colon:FAIL", "#3 c:FAIL", "All error logs:",
+                     "#1/1 a/x:FAIL", "#1 a:FAIL", "#2 b:FAIL", ""])
+    done = subprocess.run(["busybox", "awk", "-f", str(initramfs.VM_DIR / "failed.awk")],
+                          input=out, capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["a/x", "c/with space: and colon", "b"]
 
 
 def test_payload_with_a_root_filesystem(tmp_path: Path) -> None:

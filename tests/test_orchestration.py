@@ -429,3 +429,41 @@ def test_panic_report_keeps_the_trace(world: dict[str, Path]) -> None:
     assert rep.reason.startswith("kernel panic: Kernel panic - not syncing: harness fault")
     [panic] = rep.as_dict()["splats"]
     assert panic["family"] == "panic" and len(panic["lines"]) > 10
+
+
+# --- retries: the guest reruns what failed (vm/run.sh) ---------------------------------
+
+
+def _flaky_vm(rerun: str) -> VmScript:
+    script = captured_vm("test_progs-subtest-fail.log",
+                         status=f"HARNESS-EXIT {0 if rerun == 'OK' else 1}\n")
+    script.channels["test_progs.log"] += "\n".join([
+        "HARNESS: retry 1 of 1: 1 failed", "test_2_result:FAIL:rerun 0 nsec",
+        f"#1/2    struct_ops_module/struct_ops_load:{rerun}", f"#1      struct_ops_module:{rerun}",
+        f"Summary: {int(rerun == 'OK')}/0 PASSED, 0 SKIPPED, {int(rerun != 'OK')} FAILED", ""])
+    return script
+
+
+def test_flaky_subtest_passes_and_junit_says_flaky(world: dict[str, Path]) -> None:
+    suite = _finished(world, _flaky_vm("OK"), "flaky")
+    report = json.loads((world["root"] / "flaky/report.json").read_text())
+    assert report["verdict"] == "pass" and report["counts"]["flaky"] == 1
+    [case] = [c for c in suite.iter("testcase") if c.get("name") == "struct_ops_load"]
+    assert case.find("failure") is None
+    [flaky] = case.findall("flakyFailure")
+    assert flaky.get("message", "").startswith("attach_ops_and_check:FAIL:")
+    assert suite.get("failures") == "0"
+
+
+def test_failed_on_retry_too_has_rerun_failures(world: dict[str, Path]) -> None:
+    suite = _finished(world, _flaky_vm("FAIL"), "still")
+    [case] = [c for c in suite.iter("testcase") if c.get("name") == "struct_ops_load"]
+    assert case.find("failure") is not None and len(case.findall("rerunFailure")) == 1
+    rerun = case.find("rerunFailure/stackTrace")
+    assert rerun is not None and "rerun" in (rerun.text or "")
+
+
+def test_flaky_fail_policy_fails_the_run(world: dict[str, Path]) -> None:
+    with proc.using(builds(FakeProcs(vm=lambda req: _flaky_vm("OK")))):
+        rep = run.execute(_cfg(world, flaky="fail", retries=1), lambda _: None)
+    assert rep.verdict is Verdict.FAIL and rep.reason.startswith("flaky (failed, then passed")

@@ -8,7 +8,7 @@ from conftest import data
 from harness.errors import GuestError, InfraError
 from harness.outcome import infra
 from harness.outcome.report import judge
-from harness.outcome.results import Status, parse
+from harness.outcome.results import Status, parse, parse_retried
 
 SUBTESTS_6_12 = [
     "struct_ops_module/struct_ops_load",
@@ -157,3 +157,43 @@ def test_a_failure_that_matches_no_signature_stays_a_failure() -> None:
     verdict = judge(parsed, 1)
     assert verdict.verdict == "fail"
     assert not infra.scan(["test_x:FAIL:open ./x.bpf.o unexpected error: -22"])
+
+
+# --- retries (--retries N): the guest's reruns after "HARNESS: retry" lines -----------
+
+
+def _retried(first: str, *reruns: list[str]) -> list[str]:
+    lines = data(first).splitlines()
+    for k, rerun in enumerate(reruns, 1):
+        lines += [f"HARNESS: retry {k} of {len(reruns)}: 1 failed", *rerun]
+    return lines
+
+
+RERUN_PASS = ["#1/2    struct_ops_module/struct_ops_load:OK", "#1      struct_ops_module:OK",
+              "Summary: 1/1 PASSED, 0 SKIPPED, 0 FAILED"]
+RERUN_FAIL = ["test_2_result:FAIL:again", "#1/2    struct_ops_module/struct_ops_load:FAIL",
+              "#1      struct_ops_module:FAIL", "Summary: 0/0 PASSED, 0 SKIPPED, 1 FAILED"]
+
+
+def test_failed_then_passed_on_a_retry_is_flaky_and_passes() -> None:
+    parsed = parse_retried(_retried("test_progs-subtest-fail.log", RERUN_FAIL, RERUN_PASS))
+    flaky = [r for r in parsed.subtests if r.status is Status.FLAKY]
+    assert [r.name for r in flaky] == ["struct_ops_module/struct_ops_load"]
+    assert [r.status for r in flaky[0].reruns] == [Status.FAIL, Status.PASS]
+    verdict = judge(parsed, 0)
+    assert verdict.verdict == "pass"
+    assert verdict.reason.endswith("1 of them flaky (passed on a retry): "
+                                   "struct_ops_module/struct_ops_load")
+    assert judge(parsed, 0, flaky_fails=True).verdict == "fail"
+
+
+def test_failed_on_every_retry_stays_a_failure() -> None:
+    parsed = parse_retried(_retried("test_progs-subtest-fail.log", RERUN_FAIL))
+    [failed] = [r for r in parsed.subtests if r.status is Status.FAIL]
+    assert [r.status for r in failed.reruns] == [Status.FAIL]
+    assert judge(parsed, 1).verdict == "fail"
+
+
+def test_without_retries_nothing_changes() -> None:
+    lines = data("test_progs-subtest-fail.log").splitlines()
+    assert parse_retried(lines) == parse(lines)

@@ -40,15 +40,35 @@ for word in $cmdline; do
 	esac
 done
 cd /root/test
-LD_LIBRARY_PATH=/harness/lib ./test_progs @ARGS@ >/dev/ttyS1 2>&1 &
-pid=$!
-if [ -n "$kill_after" ]; then
-	$bb sleep "$kill_after"
-	kill -SEGV "$pid" 2>/dev/null
-fi
-wait "$pid"
-rc=$?
-echo "HARNESS: test_progs exited $rc"
+# test_progs's output goes to ttyS1 through tee, which keeps a copy: after a run that
+# failed (exit 1), up to @RETRIES@ retries run only what failed (harness-retry.list),
+# each announced on ttyS1 by a "HARNESS: retry" line the host's parser splits on.
+retries=@RETRIES@
+attempt=0
+args="@ARGS@"
+$bb mkfifo /tmp/harness-test_progs.fifo
+while :; do
+	$bb tee /tmp/harness-test_progs.log </tmp/harness-test_progs.fifo >/dev/ttyS1 &
+	tee_pid=$!
+	LD_LIBRARY_PATH=/harness/lib ./test_progs $args >/tmp/harness-test_progs.fifo 2>&1 &
+	pid=$!
+	if [ -n "$kill_after" ] && [ "$attempt" -eq 0 ]; then
+		$bb sleep "$kill_after"
+		kill -SEGV "$pid" 2>/dev/null
+	fi
+	wait "$pid"
+	rc=$?
+	# a test's background child may keep the fifo open: tee gets 2 s to drain it
+	( $bb sleep 2; kill "$tee_pid" 2>/dev/null ) &
+	wait "$tee_pid"
+	echo "HARNESS: test_progs exited $rc"
+	[ "$rc" -eq 1 ] && [ "$attempt" -lt "$retries" ] || break
+	$bb awk -f /harness/failed.awk /tmp/harness-test_progs.log >harness-retry.list
+	[ -s harness-retry.list ] || break
+	attempt=$((attempt + 1))
+	echo "HARNESS: retry $attempt of $retries: $($bb wc -l <harness-retry.list) failed" >/dev/ttyS1
+	args="@RETRY_ARGS@"
+done
 $bb dmesg >/dev/ttyS2
 echo "HARNESS-EXIT $rc" >/dev/ttyS3
 sync

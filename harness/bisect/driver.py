@@ -20,6 +20,7 @@ from typing import Protocol
 from harness.errors import (
     BisectAmbiguous,
     BisectRefused,
+    DiskFull,
     HarnessError,
     HarnessTimeout,
     InternalError,
@@ -63,7 +64,7 @@ class Mark(StrEnum):
 
 PANIC_POLICIES = ("bad", "skip")
 # Errors that end the bisection: no commit can be judged by a run that cannot start.
-ABORTING: tuple[type[HarnessError], ...] = (UsageError, InternalError, ParseError)
+ABORTING: tuple[type[HarnessError], ...] = (UsageError, InternalError, ParseError, DiskFull)
 
 
 def classify(verdict: Verdict, error: BaseException | None, panic: str = "bad") -> Outcome:

@@ -82,19 +82,27 @@ def with_parents(paths: Iterable[str]) -> list[Entry]:
     return [directory(d) for d in sorted(dirs, key=lambda d: (d.count("/"), d))]
 
 
-def render_run(args: Iterable[str], template: str) -> str:
-    """The guest's stage 2: the template with test_progs's arguments filled in."""
-    return template.replace("@ARGS@", " ".join(args))
+def render_run(payload: Payload, template: str) -> str:
+    """The guest's stage 2: the template with test_progs's arguments (first run and
+    retries) and the number of retries filled in."""
+    args = test_progs_args(payload.allow, payload.deny)
+    retry = test_progs_args((RETRY_LIST,), payload.deny, RETRY_LIST)
+    return (template.replace("@ARGS@", " ".join(args))
+            .replace("@RETRY_ARGS@", " ".join(retry))
+            .replace("@RETRIES@", str(payload.retries)))
 
 
-def test_progs_args(allow: tuple[str, ...], deny: tuple[str, ...]) -> list[str]:
-    """test_progs reads the selection back from list files in its directory."""
-    return [*(["-a", f"@{ALLOW_LIST}"] if allow else []),
+def test_progs_args(allow: tuple[str, ...], deny: tuple[str, ...], allow_list: str = "",
+                    ) -> list[str]:
+    """test_progs reads the selection back from list files in its directory (a retry
+    reads the failed entries the guest wrote to `allow_list`)."""
+    return [*(["-a", f"@{allow_list or ALLOW_LIST}"] if allow else []),
             *(["-d", f"@{DENY_LIST}"] if deny else [])]
 
 
 ALLOW_LIST = "harness-allow.list"
 DENY_LIST = "harness-deny.list"
+RETRY_LIST = "harness-retry.list"  # written by the guest (vm/run.sh)
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,7 @@ class Payload:
     boot_modules: tuple[tuple[str, bytes], ...] = ()  # (file name, .ko bytes), in order
     kernel_modules: Path | None = None  # /lib/modules/<release>: the guest's modprobe loads
     #                                     what the tests need (sch_clsact, veth, ...)
+    retries: int = 0  # reruns of what failed, in the same boot (--retries)
 
     @property
     def programs(self) -> tuple[Path, ...]:
@@ -138,9 +147,9 @@ def _lists(payload: Payload) -> list[Entry]:
 def _harness_files(payload: Payload, libraries: list[str]) -> list[Entry]:
     """/harness: busybox, stage 2, the kernel config, libraries and boot modules."""
     template = (VM_DIR / "run.sh").read_text()
-    args = test_progs_args(payload.allow, payload.deny)
     files = [host_file("harness/busybox", payload.busybox),
-             regular("harness/run.sh", render_run(args, template).encode(), True)]
+             regular("harness/run.sh", render_run(payload, template).encode(), True),
+             regular("harness/failed.awk", (VM_DIR / "failed.awk").read_bytes())]
     if payload.kernel_config is not None:
         files.append(host_file("harness/kernel.config", payload.kernel_config))
     if payload.rootfs is None:  # the initramfs is the root: libraries where ldd found them

@@ -28,7 +28,7 @@ from typing import Any
 
 import kconfiglib
 
-from harness.errors import UsageError
+from harness.errors import UsageError, unreadable
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "kernel_configs"
 SELFTESTS_CONFIGS = ("config", "config.vm", "config.{arch}")
@@ -115,6 +115,9 @@ def check(wanted: dict[str, Wanted], actual: dict[str, str]) -> list[Unmet]:
 
 
 def read_fragment(path: Path, label: str | None = None) -> Fragment:
+    if (why := unreadable(path)) and why != "no such file":
+        raise UsageError(f"--kconfig {path}: {why}; pass a profile ({', '.join(PROFILES)}) "
+                         f"or a fragment file")
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:

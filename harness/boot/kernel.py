@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.boot import kconfig
-from harness.errors import TreeError
+from harness.errors import TreeError, unreadable
 
 FLAVOUR_ORDER = ("cloud-amd64", "amd64")
 HASH_LIMIT = 64 << 20
@@ -97,7 +97,8 @@ def find_prebuilt(version: str, boot: Path = Path("/boot"), src: Path = Path("/u
 
 def explicit(image: Path, headers: Path) -> Kernel:
     if not image.is_file():
-        raise TreeError(f"--kernel {image}: no such file; pass a bzImage/vmlinuz")
+        raise TreeError(f"--kernel {image}: {unreadable(image) or 'no such file'}; pass a "
+                        f"bzImage/vmlinuz")
     if not (headers / "Makefile").is_file() or not (headers / "vmlinux").is_file():
         raise TreeError(f"--headers {headers}: needs a kbuild Makefile and a BTF vmlinux")
     release_file = headers / "include/config/kernel.release"

@@ -137,6 +137,9 @@ class Rootfs:
                 "bytes": self.image.stat().st_size, "packages": len(self.packages())}
 
 
+DIGEST = "rootfs.squashfs.sha256"
+
+
 def parse_packages(text: str) -> dict[str, str]:
     """`dpkg-query -W` output ("name<TAB>version" lines) as a dict."""
     return dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
@@ -148,17 +151,45 @@ def at(cache: Cache, rec: Recipe) -> Rootfs:
 
 
 def ensure(rec: Recipe, cache: Cache, log_dir: Path, progress: Callable[[str], None] | None = None,
-           ) -> Rootfs:
-    """The cached root filesystem of the recipe, built first when absent."""
+           notes: list[str] | None = None) -> Rootfs:
+    """The cached root filesystem of the recipe, built first when absent; an image that is
+    not what mksquashfs wrote (its digest) is made again from the kept tree, and `notes`
+    says so."""
     key = rec.key()
     found = at(cache, rec)
-    if found.image.is_file() and found.packages_file.is_file():
+    if _intact(found):
         return found
     with cache.lock(f"rootfs-{key}", progress):
-        if found.image.is_file() and found.packages_file.is_file():
+        if _intact(found):
             return found
-        _build(rec, found, log_dir)
+        if found.packages_file.is_file() and found.tree.is_dir():
+            if notes is not None and (found.root / DIGEST).is_file():
+                notes.append(f"root filesystem: the cached {found.image} changed since it was "
+                             f"made (truncated or damaged): made again from its tree")
+            _squash(found.tree, found.root, log_dir)
+        else:
+            _build(rec, found, log_dir)
     return found
+
+
+def _intact(found: Rootfs) -> bool:
+    digest = found.root / DIGEST
+    return (found.image.is_file() and found.packages_file.is_file() and digest.is_file()
+            and digest.read_text().strip() == _sha256(found.image))
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _squash(tree: Path, root: Path, log_dir: Path) -> None:
+    """The read-only image of `tree` in `root`, with its digest."""
+    image = root / "rootfs.squashfs"
+    (root / DIGEST).unlink(missing_ok=True)
+    proc.run(["mksquashfs", str(tree), str(image), "-noappend", "-quiet", "-no-xattrs"],
+             log=log_dir / "build-rootfs-image.log", timeout=1800)
+    (root / DIGEST).write_text(_sha256(image) + "\n")
 
 
 def _build(rec: Recipe, dest: Rootfs, log_dir: Path) -> None:
@@ -179,9 +210,7 @@ def _build(rec: Recipe, dest: Rootfs, log_dir: Path) -> None:
                              "-f", "${Package}\t${Version}\n"])
     (work / "packages.txt").write_text(versions)
     (work / "recipe.json").write_text(json.dumps(rec.as_dict(), indent=2) + "\n")
-    proc.run(["mksquashfs", str(tree), str(work / "rootfs.squashfs"), "-noappend", "-quiet",
-              "-no-xattrs"],
-             log=log_dir / "build-rootfs-image.log", timeout=1800)
+    _squash(tree, work, log_dir)
     shutil.rmtree(dest.root, ignore_errors=True)
     work.rename(dest.root)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from harness.errors import BtfError
+from harness.errors import BtfError, UsageError, unreadable
 
 STRUCT_OPS_SECTIONS = (".struct_ops", ".struct_ops.link", "?.struct_ops", "?.struct_ops.link")
 
@@ -27,6 +27,8 @@ class BpfObject:
 
 def load(path: Path) -> BpfObject:
     """Read .BTF and the section names; errors name the file and what is wrong."""
+    if why := unreadable(path):
+        raise UsageError(f"{path}: {why}; pass BPF object files (.bpf.o)")
     try:
         with path.open("rb") as f:
             elf = ELFFile(f)

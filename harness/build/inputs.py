@@ -8,14 +8,18 @@ build it depends on).  Commits that touch none of those paths (Documentation/, a
 subsystem) give the same key: a bisection step over them only boots.  The build
 directory stays one per tree, so a key that changed is an incremental make.
 
-    <build dir>/harness-inputs.json   {"key": ..., "outputs": [...]}: written after a
-                                      build succeeded, removed before one starts
+    <build dir>/harness-inputs.json   {"key": ..., "outputs": {path: sha256}}: written
+                                      after a build succeeded, removed before one starts
     <build dir>/.by-key/<key>/        a copy of that build's outputs (the last KEPT keys)
 
 A key the directory built before (a bisection going back and forth) is restored from its
 copy: the outputs are copied back with the current time, so make, which the next new key
 runs in the same directory, sees them as newer than the sources they were built from and
 older than any source a later checkout rewrites.
+
+Outputs are trusted only while their contents are what the build wrote: the stamp and
+each kept copy record a digest per output, and an output that changed since (a truncated
+or damaged file in the cache) is deleted, so that the build makes it again.
 """
 
 from __future__ import annotations
@@ -70,15 +74,57 @@ def tree_key(tree: Path, paths: Sequence[str], log_dir: Path, excluded: Sequence
     return key_of("\n".join(done.output for done in listed), excluded, extra)
 
 
-def reusable(out: Path, key: str | None, outputs: Sequence[Path]) -> bool:
-    """The build directory's last build had exactly these inputs and its outputs exist."""
-    if key is None:
-        return False
+def digest(path: Path) -> str | None:
+    """The sha256 of a file, or of a directory's files (names and contents); None when
+    it does not exist."""
+    if not path.exists():
+        return None
+    h = hashlib.sha256()
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(str(f.relative_to(path) if path.is_dir() else "").encode() + b"\0")
+        with f.open("rb") as stream:
+            h.update(hashlib.file_digest(stream, "sha256").digest())
+    return h.hexdigest()
+
+
+def digests(out: Path, outputs: Sequence[Path]) -> dict[str, str | None]:
+    return {str(p.relative_to(out)): digest(p) for p in outputs}
+
+
+def _stamp(out: Path) -> dict[str, object]:
     try:
         stamp = json.loads((out / STAMP).read_text())
     except (OSError, ValueError):
-        return False
-    return (isinstance(stamp, dict) and stamp.get("key") == key
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
+def corrupt(out: Path, outputs: Sequence[Path]) -> list[Path]:
+    """Outputs whose contents are no longer what the last build wrote (truncated,
+    overwritten, damaged): never to be trusted, whatever the key."""
+    recorded = _stamp(out).get("outputs")
+    if not isinstance(recorded, dict):
+        return []
+    return [p for p in outputs if p.exists()
+            and recorded.get(str(p.relative_to(out))) not in (None, digest(p))]
+
+
+def discard(paths: Sequence[Path]) -> None:
+    """Delete outputs that cannot be trusted, so that make builds them again."""
+    for p in paths:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def reusable(out: Path, key: str | None, outputs: Sequence[Path]) -> bool:
+    """The build directory's last build had exactly these inputs and its outputs exist
+    with the contents it wrote."""
+    stamp = _stamp(out)
+    return (key is not None and stamp.get("key") == key
+            and stamp.get("outputs") == digests(out, outputs)
             and all(p.exists() for p in outputs))
 
 
@@ -88,9 +134,8 @@ def forget(out: Path) -> None:
 
 
 def remember(out: Path, key: str | None, outputs: Sequence[Path]) -> None:
-    if key is None:
-        return
-    (out / STAMP).write_text(json.dumps({"key": key, "outputs": [str(p) for p in outputs]},
+    """After a build: its key and the digest of each output."""
+    (out / STAMP).write_text(json.dumps({"key": key, "outputs": digests(out, outputs)},
                                         indent=2) + "\n")
 
 
@@ -123,7 +168,7 @@ def snapshot(out: Path, key: str | None, outputs: Sequence[Path]) -> None:
         scratch = Path(tempfile.mkdtemp(prefix=".new-", dir=root))
         for path in outputs:
             _copy(path, scratch / path.relative_to(out))
-        (scratch / COMPLETE).write_text(key + "\n")
+        (scratch / COMPLETE).write_text(json.dumps(digests(out, outputs)) + "\n")
         shutil.rmtree(root / key, ignore_errors=True)
         scratch.rename(root / key)
         _trim(root)
@@ -164,7 +209,12 @@ def restore(out: Path, key: str | None, outputs: Sequence[Path]) -> bool:
             _copy(snap / path.relative_to(out), path)
             _touch(path)
         os.utime(snap)  # recently used: kept longest
-    except OSError:
+        kept = json.loads((snap / COMPLETE).read_text())
+    except (OSError, ValueError):
+        return False
+    if kept != digests(out, outputs):  # the copy was damaged: drop it, build instead
+        shutil.rmtree(snap, ignore_errors=True)
+        discard(outputs)
         return False
     remember(out, key, outputs)
     return True

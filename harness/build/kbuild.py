@@ -39,7 +39,15 @@ from harness.btf import elf
 from harness.build import inputs
 from harness.build.targeted import first_error
 from harness.config import Toolchain
-from harness.errors import BtfError, BuildError, ConfigError, HarnessTimeout, ToolchainError
+from harness.errors import (
+    NO_SPACE,
+    BtfError,
+    BuildError,
+    ConfigError,
+    HarnessTimeout,
+    ToolchainError,
+    no_space,
+)
 from harness.host import proc, toolchain, vcs
 from harness.host.cache import Cache, digest
 
@@ -301,6 +309,8 @@ def _compile(ctx: KbuildContext, ws: Workspace) -> int:
         raise HarnessTimeout(f"kernel build: {done.stopped}", log)
     if done.returncode != 0:
         text = log.read_text(errors="replace")
+        if NO_SPACE in text:
+            raise no_space("kernel build failed", ws.out, log)
         where = re.sub(rf"(?:{re.escape(str(ws.src))}|\.\./{ws.src.name})/", "",
                        first_error(text))  # tree-relative, however kbuild or ccache spell it
         raise BuildError(f"kernel build failed: {where}", log)
@@ -330,6 +340,17 @@ def _reusable(ws: Workspace, content: str | None, config_sha: str) -> bool:
     return (content is not None and stamp.get("content") == content
             and stamp.get("config_sha256") == config_sha
             and image.is_file() and stamp.get("image_sha256") == sha256(image))
+
+
+def _drop_damaged_image(ctx: KbuildContext, ws: Workspace) -> None:
+    """An image that is not what the last build wrote is deleted: make links it again."""
+    image = ws.out / IMAGE
+    recorded = _stamp(ws).get("image_sha256")
+    if recorded and image.is_file() and recorded != sha256(image):
+        image.unlink()
+        (ws.out / STAMP).unlink(missing_ok=True)
+        ctx.progress(f"kernel build: the cached {IMAGE} changed since it was built "
+                     f"(truncated or damaged): deleted and linked again")
 
 
 def _kernel(ctx: KbuildContext, ws: Workspace, content: str, config_sha: str) -> Kernel:
@@ -362,6 +383,7 @@ def build(ctx: KbuildContext, repo: Path, commit: str, lineage: str,
     config_sha = sha256(config)
     # Keyed by content: commits that touch only Documentation/ or the selftests reuse it.
     content = inputs.tree_key(ws.src, inputs.KERNEL, ctx.log_dir, inputs.KERNEL_EXCLUDED)
+    _drop_damaged_image(ctx, ws)
     reused = _reusable(ws, content, config_sha)
     compiled = 0
     if not reused:

@@ -20,7 +20,7 @@ from harness.boot.kernel import Kernel
 from harness.build import inputs
 from harness.build.discover import SELFTESTS, Plan, Skeleton
 from harness.config import Toolchain
-from harness.errors import BuildError
+from harness.errors import NO_SPACE, BuildError, HarnessError, no_space
 from harness.host import proc
 from harness.host.cache import Cache
 
@@ -46,6 +46,7 @@ class BuildContext:
     timeout: float = 1800.0
     versions: Mapping[str, str] = field(default_factory=dict)  # toolchain.versions()
     ledger: dict[str, str] = field(default_factory=dict)  # build → "built" or "reused"
+    notes: list[str] = field(default_factory=list)  # what the builds noticed (a damaged cache)
 
     def key(self, paths: Sequence[str], excluded: Sequence[str] = (),
             extra: Sequence[str] = ()) -> str | None:
@@ -128,15 +129,27 @@ def _make(ctx: BuildContext, args: list[str], log_name: str) -> None:
     try:
         proc.run(argv, log=ctx.log_dir / log_name, timeout=ctx.timeout)
     except proc.ProcError as exc:
-        step = log_name.removesuffix(".log")
-        raise BuildError(f"{step} failed: {first_error(exc.output)}", exc.log) from exc
+        raise build_error(log_name.removesuffix(".log"), exc.output, exc.log,
+                          ctx.cache.root) from exc
+
+
+def build_error(step: str, output: str, log: Path | None, where: Path) -> HarnessError:
+    """A failed build's error: the first compiler error, or a full disk as such."""
+    if NO_SPACE in output:
+        return no_space(f"{step} failed", where, log)
+    return BuildError(f"{step} failed: {first_error(output)}", log)
 
 
 def _keyed(ctx: BuildContext, name: str, *, out: Path, key: str | None,
            outputs: Sequence[Path], log_name: str, build: Callable[[], None]) -> None:
     """Run `build` unless the directory's last build had the same inputs (then say so in
     the step's log); record which in the context's ledger."""
-    current = inputs.reusable(out, key, outputs)
+    damaged = inputs.corrupt(out, outputs)
+    if damaged:  # changed since built: rebuilt, never trusted
+        inputs.discard(damaged)
+        ctx.notes.append(f"{name}: cached {', '.join(str(p) for p in damaged)} changed since "
+                         f"it was built (truncated or damaged): deleted and built again")
+    current = not damaged and inputs.reusable(out, key, outputs)
     if current or inputs.restore(out, key, outputs):
         inputs.note(ctx.log_dir / log_name, key, out, restored=not current)
         ctx.ledger[name] = "reused"

@@ -57,20 +57,26 @@ def classify(base: Status | None, new: Status | None, new_finished: bool = True)
     return Change.SKIP if new is Status.SKIP else Change.PASS
 
 
-def compare(base: list[Result], new: list[Result]) -> list[Compared]:
+def compare(base: list[Result], new: list[Result], flaky_fails: bool = False,
+            ) -> list[Compared]:
     """Every subtest of either side, in the series side's order, then the missing ones.
 
     A subtest the base ran and the series side never reached because test_progs
     crashed first gates (not-reached); one the series side finished without is removed.
+    A flaky subtest (passed on a retry) counts as passing, or with `flaky_fails` as
+    failing.
     """
-    before = {r.name: r.status for r in base}
+    def status_of(r: Result) -> Status:
+        return Status.FAIL if flaky_fails and r.status is Status.FLAKY else r.status
+
+    before = {r.name: status_of(r) for r in base}
     after = {r.name: r for r in new}
     finished = INCOMPLETE not in after
     names = list(after) + [n for n in before if n not in after]
     out = []
     for n in names:
         result = after.get(n)
-        status = result.status if result else None
+        status = status_of(result) if result else None
         change = classify(before.get(n), status, finished)
         out.append(Compared(n, before.get(n), status, change, result))
     return out

@@ -66,7 +66,7 @@ def _synthetic(name: str, message: str) -> Result:
     return Result(name=name, number="-", status=Status.FAIL, log=[message])
 
 
-def judge(parsed: Parsed, exit_status: int) -> Judged:
+def judge(parsed: Parsed, exit_status: int, flaky_fails: bool = False) -> Judged:
     """The verdict and the subtests to report, from test_progs output and exit status.
 
     A crash mid-run (no Summary line, killed by a signal) or a non-zero exit without a
@@ -87,7 +87,7 @@ def judge(parsed: Parsed, exit_status: int) -> Judged:
                                    f"test_progs stopped without a Summary (after {last}), "
                                    f"exit status {exit_status}"))
         return Judged(Verdict.FAIL, f"{_stopped(exit_status)} (after {last})", subtests)
-    return _judge_complete(parsed, subtests, exit_status, missing)
+    return _judge_complete(parsed, subtests, exit_status, missing, flaky_fails)
 
 
 def reported(parsed: Parsed) -> list[Result]:
@@ -110,15 +110,20 @@ def _stopped(exit_status: int) -> str:
 
 
 def _judge_complete(parsed: Parsed, subtests: list[Result], exit_status: int,
-                    missing: list[infra.Missing]) -> Judged:
-    """judge() for a run that reached its Summary line."""
+                    missing: list[infra.Missing], flaky_fails: bool) -> Judged:
+    """judge() for a run that reached its Summary line.  A flaky subtest (failed, then
+    passed on a retry) passes unless `flaky_fails` (--flaky fail)."""
     if exit_status == 2 or not subtests:
         error = SelectionError(f"test_progs ran no test (exit status {exit_status})")
         return Judged(Verdict.ERROR, error.line(), subtests, error)
     failed = _failed(parsed, subtests)
+    flaky = [r for r in subtests if r.status is Status.FLAKY]
     if failed:
         names = ", ".join(r.name for r in failed if r.is_subtest) or failed[0].name
         return Judged(Verdict.FAIL, f"failed: {names}", subtests)
+    if flaky and flaky_fails:
+        return Judged(Verdict.FAIL, f"flaky (failed, then passed on a retry; --flaky fail): "
+                                    f"{_names(flaky)}", subtests)
     if missing:
         count = sum(1 for r in subtests if r.status is Status.INFRA)
         infra_error = InfraError(f"{count} subtest(s) could not run for want of test "
@@ -128,7 +133,12 @@ def _judge_complete(parsed: Parsed, subtests: list[Result], exit_status: int,
     if exit_status != 0:
         subtests.append(_synthetic("test_progs/exit", f"exit status {exit_status} without FAIL"))
         return Judged(Verdict.FAIL, f"test_progs exited {exit_status}", subtests)
-    return Judged(Verdict.PASS, f"{len(subtests)} subtests passed", subtests)
+    note = f", {len(flaky)} of them flaky (passed on a retry): {_names(flaky)}" if flaky else ""
+    return Judged(Verdict.PASS, f"{len(subtests)} subtests passed{note}", subtests)
+
+
+def _names(results: list[Result]) -> str:
+    return ", ".join(r.name for r in results)
 
 
 def _mark_infra(subtests: list[Result]) -> list[infra.Missing]:
@@ -221,6 +231,7 @@ class RunReport(Common):
     vm: VmOutcome | None = None
     subtests: list[Result] = field(default_factory=list)
     splats: list[Splat] = field(default_factory=list)  # the kernel's reports during the run
+    notes: list[str] = field(default_factory=list)  # what the run noticed on its way
 
     def counts(self) -> dict[str, int]:
         return {s.value: sum(1 for r in self.subtests if r.status is s) for s in Status}
@@ -241,6 +252,7 @@ class RunReport(Common):
             if self.accel else None,
             "versions": self.versions,
             "builds": self.builds,
+            "notes": self.notes,
             "tests": self.plan_dict(),
             "qemu": " ".join(self.qemu) if self.qemu else None,
             "initramfs_bytes": self.initramfs_bytes,
@@ -295,17 +307,18 @@ class RunReport(Common):
 
     def summary(self) -> str:
         lines = [f"{self.verdict.upper()}: {self.reason}"]
+        lines += [f"  note: {n}" for n in self.notes]
         if self.verdict is Verdict.DRY_RUN:
             lines += self.plan_lines()
         else:
             lines += self.kernel_lines()
         if self.subtests:
             c = self.counts()
-            lines.append(f"  subtests: {c['pass']} passed, {c['fail']} failed, "
-                         f"{c['skip']} skipped, {c['infra']} without infrastructure, "
-                         f"{c['denied']} denied")
+            lines.append(f"  subtests: {c['pass']} passed, {c['flaky']} flaky, "
+                         f"{c['fail']} failed, {c['skip']} skipped, {c['infra']} without "
+                         f"infrastructure, {c['denied']} denied")
         lines += [f"  {r.status.value.upper()} {r.name}" for r in self.subtests
-                  if r.status in (Status.FAIL, Status.INFRA)]
+                  if r.status in (Status.FAIL, Status.INFRA, Status.FLAKY)]
         lines += [f"  SPLAT {sp.family}{' (allowed)' if sp.allowed_by else ''}: {sp.title}"
                   for sp in self.splats]
         lines.append(f"  report: {self.run_dir / 'report.json'}")
@@ -425,6 +438,19 @@ def fail_case(case: ET.Element, lines: list[str], message: str) -> None:
         "\n".join(lines) or message)
 
 
+def _retried(case: ET.Element, logs: list[list[str]], tag: str) -> None:
+    """Maven Surefire's elements for reruns: one per failed run of a retried subtest
+    (rerunFailure beside a failure; flakyFailure on a subtest that passed in the end)."""
+    for log in logs:
+        first = next((ln.strip() for ln in log if ":FAIL:" in ln), "failed")
+        el = ET.SubElement(case, tag, {"message": first[:500], "type": "test failure"})
+        ET.SubElement(el, "stackTrace").text = "\n".join(log) or first
+
+
+def _failed_logs(runs: list[Result]) -> list[list[str]]:
+    return [r.log for r in runs if r.status is Status.FAIL]
+
+
 def splat_case(suite: ET.Element, sp: Splat) -> None:
     """A kernel report: a failure of testcase kernel/<family>, or skipped when allowed."""
     case = testcase(suite, f"kernel/{sp.family}")
@@ -463,6 +489,9 @@ def run_suite(name: str, report: RunReport) -> ET.Element:
         case = testcase(suite, r.name, r.seconds)
         if r.status is Status.FAIL:
             fail_case(case, r.log, f"{r.name} failed")
+            _retried(case, _failed_logs(r.reruns), "rerunFailure")
+        elif r.status is Status.FLAKY:
+            _retried(case, [r.log, *_failed_logs(r.reruns)], "flakyFailure")
         elif r.status is Status.SKIP:
             ET.SubElement(case, "skipped", {"message": "skipped by test_progs"})
         elif r.status is Status.DENIED:

@@ -4,6 +4,10 @@ test_progs prints one result line per subtest (`#N/M test/sub:OK`) and per test
 (`#N test:OK`, `OK (SKIP: k/n)`, `SKIP`, `FAIL`), then, when something failed, repeats
 the failing tests' logs and result lines after "All error logs:", then `Summary: ...`.
 Results are counted once: lines after the repeat marker only add error text.
+
+With `--retries`, the guest reruns what failed in the same boot, each rerun after a
+"HARNESS: retry K of N" line (vm/run.sh): `parse_retried` parses the first run and marks
+what failed there and passed in a rerun `flaky`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ REPEAT_MARKER = "All error logs:"
 MODULE_FAILED_RE = re.compile(r"^Failed to load (?P<module>\S+\.ko) into the kernel: "
                               r"(?P<err>-?\d+)")
 INCOMPLETE = "test_progs/incomplete"  # the synthetic entry of a run that did not finish
+RETRY_MARKER = "HARNESS: retry "
 
 
 class Status(StrEnum):
@@ -33,6 +38,7 @@ class Status(StrEnum):
     FAIL = "fail"
     SKIP = "skip"
     INFRA = "infra"  # could not run: the guest lacked what the harness provides (infra.py)
+    FLAKY = "flaky"  # failed, then passed on a retry (--retries)
     DENIED = "denied"  # taken away by a deny list: never run, never a pass
 
 
@@ -48,6 +54,7 @@ class Result:
     status: Status
     log: list[str] = field(default_factory=list)
     seconds: float | None = None  # wall time, as observed on the host
+    reruns: list[Result] = field(default_factory=list)  # its results in later retries
 
     @property
     def is_subtest(self) -> bool:
@@ -115,6 +122,23 @@ def parse(lines: Iterable[str]) -> Parsed:
     subtests = [r for r in results.values() if r.is_subtest]
     return Parsed(tests=tests, subtests=subtests, summary=summary, modules_not_loaded=modules,
                   last_line=last)
+
+
+def parse_retried(lines: Iterable[str]) -> Parsed:
+    """The first run, with each failed test or subtest's reruns attached: one that passed
+    in any rerun is `flaky`, one that failed in all of them stays `fail`."""
+    runs: list[list[str]] = [[]]
+    for line in lines:
+        if _clean(line).startswith(RETRY_MARKER):
+            runs.append([])
+        else:
+            runs[-1].append(line)
+    first, *later = (parse(run) for run in runs)
+    for r in first.failed():
+        r.reruns = [x for p in later for x in p.tests + p.subtests if x.name == r.name]
+        if any(x.status is Status.PASS for x in r.reruns):
+            r.status = Status.FLAKY
+    return first
 
 
 def _record(

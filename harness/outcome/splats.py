@@ -16,7 +16,7 @@ from dataclasses import dataclass
 TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 CUT_HERE = "------------[ cut here ]------------"  # __warn(), report_bug(): a report follows
 END = re.compile(r"^---\[ end ")  # "---[ end trace ...", "---[ end Kernel panic ..."
-KASAN_RULE = re.compile(r"^={40,}$")  # KASAN frames its report with these
+KASAN_RULE = re.compile(r"^={40,}$")  # KASAN frames its report (allocation, memory) in these
 MAX_LINES = 120  # a report longer than this is cut (the log keeps it whole)
 
 
@@ -93,14 +93,15 @@ def _starts(text: str) -> bool:
 def _end(lines: Sequence[str], start: int) -> int:
     """The index after the report that begins at `start`."""
     limit = min(len(lines), start + MAX_LINES)
+    framed = bool(FAMILIES_BY_NAME["kasan"].pattern.search(bare(lines[start])))
     i = start + 1
     while i < limit:
         text = bare(lines[i])
-        if END.search(text) or (KASAN_RULE.match(text) and i > start + 1):
+        if END.search(text) or (framed and KASAN_RULE.match(text)):
             return i + 1
         if _starts(text) and not _continues(lines, start, i):
             return i
-        if text.strip() == "</TASK>" and not _ends_next(lines, i + 1):
+        if text.strip() == "</TASK>" and not framed and not _ends_next(lines, i + 1):
             return i + 1
         i += 1
     return limit

@@ -59,7 +59,8 @@ def parse_version(makefile: str) -> str:
 def check_kernel_tree(path: Path) -> str:
     """Return the tree's version, or raise naming what is missing."""
     if not path.is_dir():
-        raise TreeError(f"--tree {path}: no such directory")
+        raise TreeError(f"--tree {path}: " + ("not a directory" if path.exists()
+                                               else "no such directory"))
     missing = [m for m in MARKERS if not (path / m).exists()]
     if missing:
         raise TreeError(
