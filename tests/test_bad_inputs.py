@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes import IDENTITY, fake_kernel_repo
 
 from harness import cli
 
@@ -19,6 +20,13 @@ def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "file.txt").write_text("not what was asked for\n")
     (tmp_path / "dir").mkdir()
     os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "linux").mkdir()
+    repo = fake_kernel_repo(tmp_path / "linux")
+    selftests = tmp_path / "linux/tools/testing/selftests/bpf"
+    (selftests / "Makefile").write_text("TRUNNER_EXTRA_SOURCES := test_progs.c\n")
+    (selftests / "prog_tests/x.c").write_text("void test_x(void)\n{\n}\n")
+    repo.git.add("-A")
+    repo.git.commit("-qm", "selftests", env=IDENTITY)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     return tmp_path
@@ -51,9 +59,10 @@ CASES = [
      "together"),
     (["run", "--kernel", "dir", "--headers", "dir", "--dry-run"], cli.EXIT_BAD_TREE,
      "--kernel dir: is a directory, not a file; pass a bzImage"),
-    (["run", "--allow", "@missing", "--dry-run"], cli.EXIT_USAGE,
+    (["run", "--tree", "linux", "--allow", "@missing", "--dry-run"], cli.EXIT_USAGE,
      "--allow @missing: no such file"),
-    (["run", "--deny", "@dir", "--dry-run"], cli.EXIT_USAGE, "--deny @dir: is a directory"),
+    (["run", "--tree", "linux", "--deny", "@dir", "--dry-run"], cli.EXIT_USAGE,
+     "--deny @dir: is a directory"),
     (["run", "--cache", "file.txt", "--dry-run"], cli.EXIT_USAGE,
      "--cache file.txt: not a directory"),
     (["run", "--out", "file.txt", "--dry-run"], cli.EXIT_USAGE,

@@ -81,7 +81,7 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         cli.main(["run", "--accel", "xen"])
     assert exc.value.code == cli.EXIT_USAGE
     assert cli.main(["parse", str(tmp_path / "absent.log")]) == cli.EXIT_USAGE
-    assert "absent.log: cannot read" in capsys.readouterr().err
+    assert "absent.log: no such file" in capsys.readouterr().err
 
 
 def test_parse_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
