@@ -9,6 +9,7 @@ every build output.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.boot import choice, initramfs, kconfig, kernel, rootfs, vm
+from harness.btf import elf
 from harness.build import discover, kbuild, kernel_reads, select
 from harness.build import targeted as build
 from harness.config import DEFAULTS, RunConfig
@@ -30,9 +32,9 @@ from harness.errors import (
     internal_error,
     os_error,
 )
-from harness.host import toolchain
+from harness.host import proc, toolchain
 from harness.host.cache import Cache
-from harness.outcome import results, splats
+from harness.outcome import results, splats, symbols
 from harness.outcome.report import RunReport, Stage, Verdict, judge, reported
 from harness.source import tree
 
@@ -216,7 +218,8 @@ def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
         tools = build.build_tools(ctx)
     files: list[tuple[str, Path]] = []
     with st.step("build-testmod", "build-testmod.log"):
-        files += [(f"{m}.ko", build.build_testmod(ctx, k, m)) for m in plan.modules]
+        rep.modules = {m: build.build_testmod(ctx, k, m) for m in plan.modules}
+        files += [(f"{m}.ko", ko) for m, ko in rep.modules.items()]
     with st.step("build-test_progs", "build-test_progs.log"):
         selftests = build.build_selftests(ctx, plan, tools, k, cfg.flavor)
     files += [(p.name, p) for p in selftests.runtime_objects]
@@ -288,7 +291,7 @@ def _boot(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
         rep.subtests = reported(parsed)
         raise RunTimeout(f"{exc.message}; {hung_in(parsed, rep.plan)}", exc.log) from exc
     finally:
-        rep.splats = kernel_splats(cfg.out, cfg.allow_splats)
+        rep.splats = symbolize(kernel_splats(cfg.out, cfg.allow_splats), rep, cfg.out)
     with st.step("parse", "test_progs.log"):
         text = _text(cfg.out / "test_progs.log")
         judged = judge(results.parse_retried(text.splitlines()), rep.vm.exit_status,
@@ -316,6 +319,35 @@ def kernel_splats(run_dir: Path, allow: tuple[str, ...]) -> list[splats.Splat]:
         if text:
             return splats.scan(text.splitlines(), patterns)
     return []
+
+
+def symbolize(found: list[splats.Splat], rep: RunReport, log_dir: Path,
+              ) -> list[splats.Splat]:
+    """The reports with a source line for each frame the tree's scripts/faddr2line can
+    place: in the kernel's vmlinux when it has debug info, in the test modules built for
+    the run.  Best effort: a frame it cannot place stays as logged."""
+    script = rep.tree.path / "scripts/faddr2line" if rep.tree else None
+    if not found or script is None or not script.is_file() or rep.kernel is None:
+        return found
+    objects: dict[str | None, Path] = {None: rep.kernel.headers / "vmlinux"}
+    objects.update(rep.modules)
+    where: dict[str, str] = {}
+    wanted = symbols.frames(ln for sp in found for ln in sp.lines)
+    for module, group in symbols.by_object(wanted).items():
+        obj = objects.get(module)
+        if obj is None or not elf.has_debug_info(obj):
+            continue
+        done = proc.run([str(script), str(obj), *(f.spec for f in group)], check=False,
+                        log=log_dir / f"faddr2line-{module or 'vmlinux'}.log", timeout=300)
+        where |= {_frame_name(spec, module): line
+                  for spec, line in symbols.parse_faddr2line(done.output).items()}
+    return [dataclasses.replace(sp, sources=tuple(
+        (name, where[name]) for f in symbols.frames(sp.lines)
+        if (name := _frame_name(f.spec, f.module)) in where)) for sp in found]
+
+
+def _frame_name(spec: str, module: str | None) -> str:
+    return f"{spec} [{module}]" if module else spec
 
 
 def hung_in(parsed: results.Parsed, plan: discover.Plan | None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,14 +72,20 @@ def test_panic_on_load(faults: History, tmp_path: Path) -> None:
         rep["reason"])
     assert _splats(rep) == ["panic"]
     assert "bpf_testmod" in "\n".join(rep["splats"][0]["lines"])  # type: ignore[index]
+    sources = rep["splats"][0]["sources"]  # type: ignore[index]
+    assert any(f.startswith("harness_fault_init+") for f in sources), sources  # faddr2line
 
 
 def test_splats_fail_passing_tests(faults: History, tmp_path: Path) -> None:
     tests = "harness_basic,harness_fault/warn,harness_fault/refcount"
     code, rep = _run(faults, tmp_path / "gate", "faults", "--tests", tests)
     assert code == cli.EXIT_SPLAT and rep["error"] == "KernelSplat"
-    assert rep["counts"] == {"pass": 3, "fail": 0, "skip": 0, "infra": 0, "denied": 0}
+    assert rep["counts"] == {"pass": 3, "fail": 0, "skip": 0, "infra": 0, "denied": 0,
+                             "flaky": 0}
     assert _splats(rep) == ["warning", "refcount"]
+    sources = rep["splats"][0]["sources"]  # type: ignore[index]
+    assert re.fullmatch(r"\S+/bpf_testmod\.c:\d+",  # faddr2line on the module built
+                        sources["harness_fault_store+0x30/0x1a0 [bpf_testmod]"])
     assert str(rep["reason"]).startswith("2 kernel splat(s) (refcount, warning): first: "
                                          "WARNING: CPU: ")
     junit = (tmp_path / "gate/junit.xml").read_text()

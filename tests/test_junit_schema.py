@@ -63,9 +63,31 @@ libbpf: prog 'tc_dst': failed to load: -22
     "empty_suite": """\
 <testsuite name="harness" tests="0" failures="0" errors="0"/>
 """,
+    "flaky_and_rerun": """\
+<testsuite name="harness" tests="2" failures="1" errors="0">
+  <testcase classname="t" name="flaky">
+    <flakyFailure message="t/flaky:FAIL:x" type="test failure"><stackTrace>log</stackTrace>
+    </flakyFailure>
+  </testcase>
+  <testcase classname="t" name="broken">
+    <failure message="m">log</failure>
+    <rerunFailure message="m" type="test failure"><stackTrace>again</stackTrace></rerunFailure>
+  </testcase>
+</testsuite>
+""",
 }
 
 INVALID = {
+    "rerun_without_type": """\
+<testsuite name="harness" tests="1" failures="1" errors="0">
+  <testcase name="x"><failure message="m"/><rerunFailure message="m"/></testcase>
+</testsuite>
+""",
+    "rerun_before_failure": """\
+<testsuite name="harness" tests="1" failures="1" errors="0">
+  <testcase name="x"><rerunFailure type="t"/><failure message="m"/></testcase>
+</testsuite>
+""",
     "testcase_without_name": """\
 <testsuite name="harness" tests="1" failures="0" errors="0">
   <testcase classname="xdp"/>

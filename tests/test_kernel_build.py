@@ -51,6 +51,28 @@ def test_run_on_a_kernel_built_from_the_tree(default_tree: Path, tmp_path: Path)
 
 
 @pytest.mark.vm
+def test_damaged_cached_image_is_linked_again(default_tree: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The workspace's bzImage truncated after a build: linked again from the objects make
+    keeps, never booted as it is."""
+    code, rep = _run(tmp_path / "first", "--kernel", "build")
+    assert code == cli.EXIT_PASS, rep["reason"]
+    workspace = Path(rep["kernel"]["build"]["workspace"])
+    image = workspace / "arch/x86/boot/bzImage"
+    stamp = json.loads((workspace / "harness-stamp.json").read_text())
+    size = image.stat().st_size
+    with image.open("r+b") as f:
+        f.truncate(size // 2)
+    code, rep = _run(tmp_path / "run", "--kernel", "build")
+    assert code == cli.EXIT_PASS, rep["reason"]
+    assert "the cached arch/x86/boot/bzImage changed since it was built" in capsys.readouterr().err
+    assert rep["kernel"]["build"]["reused"] is False
+    assert image.stat().st_size == size
+    assert json.loads((workspace / "harness-stamp.json").read_text())["image_sha256"] == stamp[
+        "image_sha256"]  # reproducible: the same image again
+
+
+@pytest.mark.vm
 def test_kernel_series_gates_like_for_like(default_tree: Path, tmp_path: Path) -> None:
     code, rep = _run(tmp_path / "run", "--series", str(PATCHES / "struct-ops-update"))
     assert code == cli.EXIT_PASS, rep["reason"]

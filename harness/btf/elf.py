@@ -41,3 +41,12 @@ def load(path: Path) -> BpfObject:
         raise BtfError(f"{path}: not an ELF object ({exc})") from exc
     except OSError as exc:
         raise BtfError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def has_debug_info(path: Path) -> bool:
+    """The ELF object at `path` carries DWARF (.debug_info); False when it cannot be read."""
+    try:
+        with path.open("rb") as f:
+            return ELFFile(f).get_section_by_name(".debug_info") is not None
+    except (OSError, ELFError):
+        return False

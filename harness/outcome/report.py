@@ -232,6 +232,7 @@ class RunReport(Common):
     subtests: list[Result] = field(default_factory=list)
     splats: list[Splat] = field(default_factory=list)  # the kernel's reports during the run
     notes: list[str] = field(default_factory=list)  # what the run noticed on its way
+    modules: dict[str, Path] = field(default_factory=dict)  # test module → its built .ko
 
     def counts(self) -> dict[str, int]:
         return {s.value: sum(1 for r in self.subtests if r.status is s) for s in Status}
@@ -459,7 +460,7 @@ def splat_case(suite: ET.Element, sp: Splat) -> None:
                                                    f"{sp.allowed_by}: {sp.title}"[:500]})
         return
     ET.SubElement(case, "failure", {"message": sp.title[:500], "type": "kernel splat"}
-                  ).text = "\n".join(sp.lines)
+                  ).text = sp.text()
 
 
 def _suite(name: str, started: str, host: str, seconds: float) -> ET.Element:

@@ -75,10 +75,18 @@ class Splat:
     lines: tuple[str, ...]  # the report as logged
     first: int  # its first line's index in the log (0-based)
     allowed_by: str | None = None  # the --allow-splat pattern that waved it through
+    sources: tuple[tuple[str, str], ...] = ()  # (frame, file:line) from faddr2line
 
     def as_dict(self) -> dict[str, object]:
         return {"family": self.family, "title": self.title, "line": self.first + 1,
-                "lines": list(self.lines), "allowed_by": self.allowed_by}
+                "lines": list(self.lines), "allowed_by": self.allowed_by,
+                "sources": dict(self.sources)}
+
+    def text(self) -> str:
+        """The report as logged, then the source line of each frame that has one."""
+        where = [f"  {frame}: {line}" for frame, line in self.sources]
+        return "\n".join([*self.lines, *(["source lines (faddr2line):", *where] if where
+                                          else [])])
 
 
 def bare(line: str) -> str:
