@@ -351,13 +351,16 @@ def _frame_name(spec: str, module: str | None) -> str:
 
 
 def hung_in(parsed: results.Parsed, plan: discover.Plan | None) -> str:
-    """What was running when the run hung: the first selected test (in test_progs's order,
-    tests.h's) without a result line.  6.12's test_progs prints a test's lines only when
-    it ends, so its subtest is not known."""
+    """What was running when the run hung: the test/subtest test_progs's watchdog named
+    (newer trees), else the first selected test (in test_progs's order, tests.h's)
+    without a result line: 6.12's test_progs has no watchdog and prints a test's lines
+    only when it ends, so its subtest is not known."""
     finished = {t.name for t in parsed.tests}
+    done = f"{len(finished)} test(s) had finished"
+    if parsed.watchdog:  # a test_progs with a watchdog named it, subtest included
+        return f"running: {parsed.watchdog}; {done}"
     tests = sorted(plan.selection.tests) if plan and plan.selection else []
     running = next((t for t in tests if t not in finished), None)
-    done = f"{len(finished)} test(s) had finished"
     if running is None:
         return f"{done}; no selected test was left to run"
     return f"running: {running} (its subtests print when it ends); {done}"

@@ -22,6 +22,7 @@ from harness.boot import vm
 from harness.config import RunConfig, Toolchain
 from harness.errors import BootError, HarnessTimeout, KernelPanic, RunTimeout
 from harness.host import proc, toolchain
+from harness.outcome import results
 from harness.outcome.report import RunReport, Verdict
 
 SELFTESTS = "tools/testing/selftests/bpf"
@@ -467,3 +468,9 @@ def test_flaky_fail_policy_fails_the_run(world: dict[str, Path]) -> None:
     with proc.using(builds(FakeProcs(vm=lambda req: _flaky_vm("OK")))):
         rep = run.execute(_cfg(world, flaky="fail", retries=1), lambda _: None)
     assert rep.verdict is Verdict.FAIL and rep.reason.startswith("flaky (failed, then passed")
+
+
+def test_hang_named_by_a_newer_test_progs_watchdog() -> None:
+    parsed = results.parse(["#1      a:OK", "WATCHDOG: test case b/c executes for 10 seconds..."])
+    assert run.hung_in(parsed, None) == ("running: b/c (test_progs's watchdog: 10 s); "
+                                         "1 test(s) had finished")

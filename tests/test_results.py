@@ -197,3 +197,26 @@ def test_failed_on_every_retry_stays_a_failure() -> None:
 def test_without_retries_nothing_changes() -> None:
     lines = data("test_progs-subtest-fail.log").splitlines()
     assert parse_retried(lines) == parse(lines)
+
+
+# --- newer test_progs' watchdog (none in 6.12: lines in upstream's format) --------------
+
+WATCHDOG_NOTE = "WATCHDOG: test case ns_bpf_qdisc/attach to mq executes for 10 seconds..."
+WATCHDOG_KILL = ("WATCHDOG: test case ns_bpf_qdisc/attach to mq executes for 120 seconds, "
+                 "terminating with SIGSEGV")
+
+
+def test_watchdog_names_the_running_subtest() -> None:
+    parsed = parse(["#1/1    a/b:OK", "#1      a:OK", WATCHDOG_NOTE])
+    assert parsed.watchdog == "ns_bpf_qdisc/attach to mq (test_progs's watchdog: 10 s)"
+    assert not parsed.watchdog_killed
+
+
+def test_watchdog_kill_is_a_hang_not_a_plain_crash() -> None:
+    parsed = parse([WATCHDOG_NOTE, WATCHDOG_KILL, "#219     ns_bpf_qdisc:FAIL",
+                    "Caught signal #11!", "Stack trace:"])
+    assert parsed.watchdog_killed
+    verdict = judge(parsed, 139)
+    assert verdict.verdict == "fail"
+    assert verdict.reason == ("hung: ns_bpf_qdisc/attach to mq (test_progs's watchdog: "
+                              "120 s), ended with SIGSEGV")

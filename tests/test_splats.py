@@ -123,3 +123,15 @@ def test_hard_lockup_line_in_the_kernels_format() -> None:
     lines = ["[   12.5] watchdog: Watchdog detected hard LOCKUP on cpu 1",
              "[   12.5] Modules linked in: bpf_testmod(OE)", "[   12.5] </TASK>"]
     assert [s.family for s in splats.scan(lines)] == ["hard-lockup"]
+
+
+def test_oops_int3_at_boot_is_named() -> None:
+    """The "Oops: int3" this machine's guest once hit at boot (README, VM), in
+    arch/x86/kernel/dumpstack.c's format (it was not captured: thread=single ended it)."""
+    lines = ["[    1.1] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI",
+             "[    1.1] RIP: 0010:get_random_u64+0x1/0x2", "[    1.1] ---[ end trace 0 ]---",
+             "[    1.2] Kernel panic - not syncing: Fatal exception in interrupt"]
+    found = splats.scan(lines)
+    assert [(s.family, s.title) for s in found] == [
+        ("oops", "Oops: int3: 0000 [#1] PREEMPT SMP NOPTI"),
+        ("panic", "Kernel panic - not syncing: Fatal exception in interrupt")]

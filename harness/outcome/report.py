@@ -86,6 +86,9 @@ def judge(parsed: Parsed, exit_status: int, flaky_fails: bool = False) -> Judged
         subtests.append(_synthetic(INCOMPLETE,
                                    f"test_progs stopped without a Summary (after {last}), "
                                    f"exit status {exit_status}"))
+        if parsed.watchdog_killed:  # a hang test_progs itself ended
+            return Judged(Verdict.FAIL, f"hung: {parsed.watchdog}, ended with SIGSEGV",
+                          subtests)
         return Judged(Verdict.FAIL, f"{_stopped(exit_status)} (after {last})", subtests)
     return _judge_complete(parsed, subtests, exit_status, missing, flaky_fails)
 

@@ -31,6 +31,9 @@ MODULE_FAILED_RE = re.compile(r"^Failed to load (?P<module>\S+\.ko) into the ker
                               r"(?P<err>-?\d+)")
 INCOMPLETE = "test_progs/incomplete"  # the synthetic entry of a run that did not finish
 RETRY_MARKER = "HARNESS: retry "
+# Newer test_progs (not 6.12's) name a test that runs long, and end it at their -w limit.
+WATCHDOG_RE = re.compile(r"^WATCHDOG: test case (?P<name>.+) executes for (?P<secs>\d+) "
+                         r"seconds(?P<killed>, terminating with SIGSEGV)?")
 
 
 class Status(StrEnum):
@@ -76,6 +79,8 @@ class Parsed:
     summary: Summary | None
     modules_not_loaded: list[str] = field(default_factory=list)  # "bpf_testmod.ko (-22)"
     last_line: str = ""  # the last non-empty line (what a test_progs that gave up said)
+    watchdog: str | None = None  # the last test/subtest test_progs's watchdog named
+    watchdog_killed: bool = False  # ... and ended (SIGSEGV) for running too long
 
     @property
     def complete(self) -> bool:
@@ -98,11 +103,14 @@ def parse(lines: Iterable[str]) -> Parsed:
     summary: Summary | None = None
     modules: list[str] = []
     last = ""
+    watched: tuple[str | None, bool] = (None, False)
     for raw in lines:
         line = _clean(raw)
         last = line.strip() or last
         if m := MODULE_FAILED_RE.match(line):
             modules.append(f"{m['module']} ({m['err']})")
+        if m := WATCHDOG_RE.match(line):
+            watched = (f"{m['name']} (test_progs's watchdog: {m['secs']} s)", bool(m["killed"]))
         if line.strip() == REPEAT_MARKER:
             repeating = True
             pending = []
@@ -121,7 +129,7 @@ def parse(lines: Iterable[str]) -> Parsed:
     tests = [r for r in results.values() if not r.is_subtest]
     subtests = [r for r in results.values() if r.is_subtest]
     return Parsed(tests=tests, subtests=subtests, summary=summary, modules_not_loaded=modules,
-                  last_line=last)
+                  last_line=last, watchdog=watched[0], watchdog_killed=watched[1])
 
 
 def parse_retried(lines: Iterable[str]) -> Parsed:
