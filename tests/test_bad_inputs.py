@@ -112,15 +112,16 @@ def test_wrong_types_are_argparse_usage_errors(argv: list[str], words: str,
 
 
 def test_unreadable_file(place: Path) -> None:
-    """Root reads everything: the command runs as nobody, on a file only root may read
-    (in a directory nobody may not enter: pytest's own)."""
+    """Root reads everything: the command runs as root without the capabilities that
+    override file permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), on a mode 000 file."""
     secret = place / "secret.log"
     secret.write_text("#1 x:OK\n")
-    secret.chmod(0o600)
-    place.chmod(0o755)
-    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    secret.chmod(0)
+    root = Path(__file__).resolve().parents[1]  # harness from the source tree
+    caps = "-dac_override,-dac_read_search"
+    done = subprocess.run(["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}",
                            sys.executable, "-m", "harness", "parse", str(secret)],
-                          capture_output=True, text=True, check=False,
-                          env={**os.environ, "HARNESS_CACHE": "/tmp"})
+                          capture_output=True, text=True, check=False, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
     assert done.returncode == cli.EXIT_USAGE, done.stderr
     assert f"{secret}: not readable (permission denied)" in done.stderr
