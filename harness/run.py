@@ -337,8 +337,12 @@ def symbolize(found: list[splats.Splat], rep: RunReport, log_dir: Path,
         obj = objects.get(module)
         if obj is None or not elf.has_debug_info(obj):
             continue
-        done = proc.run([str(script), str(obj), *(f.spec for f in group)], check=False,
-                        log=log_dir / f"faddr2line-{module or 'vmlinux'}.log", timeout=300)
+        try:
+            done = proc.run([str(script), str(obj), *(f.spec for f in group)], check=False,
+                            log=log_dir / f"faddr2line-{module or 'vmlinux'}.log",
+                            timeout=300)
+        except HarnessError:  # faddr2line itself failed or hung: the frames stay as logged
+            continue
         where |= {_frame_name(spec, module): line
                   for spec, line in symbols.parse_faddr2line(done.output).items()}
     return [dataclasses.replace(sp, sources=tuple(
