@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,23 @@ import pytest
 from bisect_history import History, tools_history
 
 from harness import cli
+from harness.host.cache import Cache
+from harness.source import tree
 
 pytestmark = [pytest.mark.vm, pytest.mark.build]
 TESTS = ["--tests", "test_struct_ops_module"]
 
 
 @pytest.fixture(scope="module")
-def history(default_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> History:
+def history(default_tree: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory,
+            ) -> Iterator[History]:
+    """The history, and afterwards nothing of it left: its clone, and what the cache
+    holds for it (clones, bisect clone, builds: GBs a session otherwise)."""
     where = tmp_path_factory.mktemp("history")
-    return tools_history(default_tree, where / "linux", where)
+    h = tools_history(default_tree, where / "linux", where)
+    yield h
+    tree.forget(Cache(cache), h.repo)
+    shutil.rmtree(where / "linux", ignore_errors=True)
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,6 +47,7 @@ def faults(default_tree: Path, cache: Path, tmp_path_factory: pytest.TempPathFac
         assert git.run("status", "--porcelain").output == "", "the user's tree was written"
     finally:
         tree.forget(Cache(cache), history.repo)
+        shutil.rmtree(history.repo, ignore_errors=True)  # a 1.7 GB checkout
 
 
 def _run(faults: History, out: Path, rev: str, *args: str) -> tuple[int, dict[str, object]]:

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from harness import cli
+from harness.host.cache import Cache
+from harness.source import tree
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCHES = ROOT / "patches"
@@ -142,7 +144,7 @@ def test_config_fragment_that_cannot_hold(default_tree: Path, tmp_path: Path, op
 
 
 @pytest.mark.vm
-def test_bisect_a_kernel_regression(default_tree: Path, tmp_path: Path) -> None:
+def test_bisect_a_kernel_regression(default_tree: Path, cache: Path, tmp_path: Path) -> None:
     """A culprit in kernel/bpf/: every step boots a kernel built from its commit, all in one
     kbuild workspace (the first a build of a new lineage, ccache-warm from the tests above;
     then incremental; documentation-only steps reuse the image)."""
@@ -150,8 +152,11 @@ def test_bisect_a_kernel_regression(default_tree: Path, tmp_path: Path) -> None:
 
     h = kernel_history(default_tree, tmp_path / "linux", tmp_path)
     out = tmp_path / "bisect"
-    code = cli.main(["bisect", "--tree", str(h.repo), "--good", h.base, "--bad", h.tip,
-                     "--kernel", "build", "--out", str(out)])
+    try:
+        code = cli.main(["bisect", "--tree", str(h.repo), "--good", h.base, "--bad", h.tip,
+                         "--kernel", "build", "--out", str(out)])
+    finally:  # its clones and its kbuild workspace (GBs) go; the run directories stay
+        tree.forget(Cache(cache), h.repo)
     data = json.loads((out / "bisect.json").read_text())
     assert code == cli.EXIT_PASS, data.get("refused")
     assert data["first"]["commit"] == h.ids["culprit"]
