@@ -89,7 +89,8 @@ def test_harness_bisect_names_the_gen_c_commit(history: History,
     assert _user_state(history.repo) == before  # the user's HEAD, checkout, bisect state
 
 
-def test_git_bisect_run_ends_on_the_same_commit(history: History, tmp_path: Path,
+def test_git_bisect_run_ends_on_the_same_commit(history: History, cache: Path,
+                                                tmp_path: Path,
                                                 bisected: tuple[int, Path, Any]) -> None:
     """The README's line, in a clone of the user's tree (the test's own bisect state)."""
     mine = tmp_path / "mine"
@@ -99,10 +100,14 @@ def test_git_bisect_run_ends_on_the_same_commit(history: History, tmp_path: Path
     harness = [sys.executable, "-m", "harness"]
     subprocess.run(["git", "-C", str(mine), "bisect", "start", history.tip, history.base],
                    check=True, capture_output=True)
-    done = subprocess.run(["git", "-C", str(mine), "bisect", "run", *harness, "run",
-                           "--bisect", "--tree", str(mine), *TESTS, "--out",
-                           str(tmp_path / "run")], env=env, capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1], check=False)
+    try:
+        done = subprocess.run(["git", "-C", str(mine), "bisect", "run", *harness, "run",
+                               "--bisect", "--tree", str(mine), *TESTS, "--out",
+                               str(tmp_path / "run")], env=env, capture_output=True,
+                              text=True, cwd=Path(__file__).resolve().parents[1], check=False)
+    finally:  # the clone and what the cache holds for it
+        tree.forget(Cache(cache), mine)
+        shutil.rmtree(mine, ignore_errors=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert f"{history.ids['culprit']} is the first bad commit" in done.stdout
     data = _json(bisected[1] / "bisect.json")
