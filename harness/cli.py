@@ -612,7 +612,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         text = args.log.read_text(errors="replace")
     except OSError as exc:
         raise errors.ParseError(f"{args.log}: cannot read ({exc.strerror})") from exc
-    judged = judge(results.parse(text.splitlines()), args.exit_status)
+    judged = judge(results.parse_retried(text.splitlines()), args.exit_status)
     for r in judged.subtests:
         print(f"{r.status.value:4} {r.name}")
     print(f"{judged.verdict}: {judged.reason}")

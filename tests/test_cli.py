@@ -167,3 +167,16 @@ def test_list_with_series_is_a_usage_error(tmp_path: Path,
     code = cli.main(["run", "--list", "--series", "x.mbox", "--out", str(tmp_path / "r")])
     assert code == cli.EXIT_USAGE
     assert "--list resolves the selection on the tree alone" in capsys.readouterr().err
+
+
+def test_parse_reads_a_log_with_retries(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        ) -> None:
+    """`harness parse` judges a saved log as the run did: a subtest that passed on a
+    retry is flaky, not failed."""
+    data = Path(__file__).parent / "data"
+    log = tmp_path / "test_progs.log"
+    log.write_text((data / "test_progs-subtest-fail.log").read_text() + "\n".join([
+        "HARNESS: retry 1 of 1: 1 failed", "#1/2    struct_ops_module/struct_ops_load:OK",
+        "#1      struct_ops_module:OK", "Summary: 1/1 PASSED, 0 SKIPPED, 0 FAILED", ""]))
+    assert cli.main(["parse", str(log)]) == cli.EXIT_PASS
+    assert "flaky struct_ops_module/struct_ops_load" in capsys.readouterr().out

@@ -437,16 +437,21 @@ def testcase(suite: ET.Element, name: str, seconds: float | None = None) -> ET.E
 
 def fail_case(case: ET.Element, lines: list[str], message: str) -> None:
     """A <failure>: the subtest's own test_progs lines, the first FAIL line as message."""
-    first = next((ln.strip() for ln in lines if ":FAIL:" in ln), message)
+    first = first_fail(lines, message)
     ET.SubElement(case, "failure", {"message": first[:500], "type": "test failure"}).text = (
         "\n".join(lines) or message)
+
+
+def first_fail(lines: list[str], default: str) -> str:
+    """A failure's message: its first `:FAIL:` line (else `default`)."""
+    return next((ln.strip() for ln in lines if ":FAIL:" in ln), default)
 
 
 def _retried(case: ET.Element, logs: list[list[str]], tag: str) -> None:
     """Maven Surefire's elements for reruns: one per failed run of a retried subtest
     (rerunFailure beside a failure; flakyFailure on a subtest that passed in the end)."""
     for log in logs:
-        first = next((ln.strip() for ln in log if ":FAIL:" in ln), "failed")
+        first = first_fail(log, "failed")
         el = ET.SubElement(case, tag, {"message": first[:500], "type": "test failure"})
         ET.SubElement(el, "stackTrace").text = "\n".join(log) or first
 
