@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from conftest import data
 
-from harness.boot.vm import Accel, Console, choose_accel, qemu_argv, read_status
+from harness.boot.vm import (
+    Accel,
+    Console,
+    GuestBuild,
+    choose_accel,
+    qemu_argv,
+    read_status,
+)
 from harness.config import VmSpec
 from harness.errors import UsageError
 
-PATHS = {"kernel": Path("/boot/vmlinuz-x"), "initrd": Path("/r/initramfs.cpio.gz"),
-         "run_dir": Path("/r")}
+
+class Paths(TypedDict):
+    kernel: Path
+    initrd: Path
+    run_dir: Path
+
+
+PATHS = Paths(kernel=Path("/boot/vmlinuz-x"), initrd=Path("/r/initramfs.cpio.gz"),
+              run_dir=Path("/r"))
 
 
 def test_tcg_argv() -> None:
@@ -72,3 +87,18 @@ def test_console_boot_marker_and_panic() -> None:
         bad.feed(line)
     assert bad.booted_at is None
     assert bad.panic is not None and "Unable to mount root fs" in bad.panic
+
+
+def test_guest_build_adds_the_share_the_build_disk_and_the_stream_port() -> None:
+    build = GuestBuild(share=Path("/c/share.sqfs"), disk=Path("/c/build.ext4"),
+                       stream=Path("/r/guest-build.log"))
+    argv = qemu_argv("qemu", VmSpec(), Accel("tcg", "default"), **PATHS,
+                     disk=Path("/c/rootfs.squashfs"), build=build)
+    drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
+    assert drives == ["file=/c/rootfs.squashfs,if=virtio,format=raw,readonly=on",
+                      "file=/c/share.sqfs,if=virtio,format=raw,readonly=on",
+                      "file=/c/build.ext4,if=virtio,format=raw"]  # vda, vdb, vdc
+    assert "file,id=harness-build,path=/r/guest-build.log" in argv
+    assert "virtserialport,chardev=harness-build,name=harness.build" in argv
+    with pytest.raises(UsageError, match="--rootfs initramfs"):
+        qemu_argv("qemu", VmSpec(), Accel("tcg", "default"), **PATHS, build=build)

@@ -73,9 +73,35 @@ def choose_accel(requested: str | None, env: Mapping[str, str], kvm_present: boo
 TCG_ARGS = "tcg,thread=single"
 
 
+@dataclass(frozen=True)
+class GuestBuild:
+    """What a build inside the guest adds to the VM: the share image (the tree's build
+    inputs and the kernel's build directory, harness/build/share.py), the writable disk
+    its outputs stay on between runs, and a port its build stream goes to."""
+
+    share: Path  # read-only: /dev/vdb in the guest
+    disk: Path  # read-write ext4: /dev/vdc
+    stream: Path  # the host file of the guest's BUILD_PORT
+
+
+BUILD_PORT = "harness.build"  # /sys/class/virtio-ports/*/name in the guest
+BUILD_STREAM = "guest-build.log"
+
+
+def guest_build_argv(build: GuestBuild) -> list[str]:
+    """The share image read-only, the build disk writable, the build stream's port."""
+    return [
+        "-drive", f"file={build.share},if=virtio,format=raw,readonly=on",
+        "-drive", f"file={build.disk},if=virtio,format=raw",
+        "-device", "virtio-serial-pci",
+        "-chardev", f"file,id=harness-build,path={build.stream}",
+        "-device", f"virtserialport,chardev=harness-build,name={BUILD_PORT}",
+    ]
+
+
 def qemu_argv(
     qemu: str, spec: VmSpec, accel: Accel, *, kernel: Path, initrd: Path, run_dir: Path,
-    disk: Path | None = None,
+    disk: Path | None = None, build: GuestBuild | None = None,
 ) -> list[str]:
     """The full QEMU command line (pure: compared as a list in tests)."""
     argv = [qemu, "-accel", TCG_ARGS if accel.name == "tcg" else accel.name]
@@ -90,6 +116,11 @@ def qemu_argv(
     ]
     if disk is not None:  # the root filesystem image, read-only (the guest overlays it)
         argv += ["-drive", f"file={disk},if=virtio,format=raw,readonly=on"]
+    if build is not None:
+        if disk is None:
+            raise UsageError("a build inside the guest needs the Debian root filesystem "
+                             "with the toolchain: drop --rootfs initramfs")
+        argv += guest_build_argv(build)
     for name in CHANNELS:
         argv += ["-serial", f"file:{run_dir / name}"]
     return argv
