@@ -36,6 +36,7 @@ from harness.btf.shadow import Rules
 from harness.build import targeted as build
 from harness.config import (
     ACCELS,
+    BUILD_PLACES,
     DEFAULTS,
     FLAKY_POLICIES,
     FLAVORS,
@@ -339,10 +340,25 @@ def _run_options(add: Adder) -> None:
         f"{DEFAULTS.retries})")
     add("--flaky", choices=FLAKY_POLICIES, help="what a flaky subtest does to the verdict: "
         f"pass (default {DEFAULTS.flaky}: reported, not gating) or fail")
+    add("--build-in", choices=BUILD_PLACES, help="where bpftool, libbpf, the test modules "
+        "and test_progs are built: host (default) or guest (inside the VM, by the kernel "
+        "under test, with the Debian toolchain root filesystem; see README, Builds inside "
+        "the guest)")
+    add("--build-timeout", type=_seconds, metavar="SECONDS", help="each build on the host, "
+        f"or the whole build inside the guest, must end within this (default "
+        f"{DEFAULTS.timeouts.build:.0f}): a hang")
+    add("--guest-disk", type=_size, metavar="SIZE", help="the guest's build disk with "
+        f"--build-in guest (sparse; K, M or G; default {DEFAULTS.guest_disk})")
     add("--allow-splat", action="append", type=_regex, metavar="REGEX", help="a kernel "
         "report whose title (the WARNING, BUG, ... line) matches is reported but does not "
         "fail the run "
         "(repeatable; see README, Kernel splats)")
+
+
+def _size(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*[KMG]", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: a size such as 512M or 4G")
+    return value
 
 
 def _count(value: str) -> int:
@@ -515,14 +531,16 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         out=(get("out") or _default_out()).resolve(),
         cache=(get("cache") or default_cache()).resolve(),
         vm=vm, toolchain=Toolchain(**_given(clang=get("clang"))),
-        timeouts=Timeouts(**_given(boot=get("boot_timeout"), run=get("run_timeout"))),
+        timeouts=Timeouts(**_given(boot=get("boot_timeout"), run=get("run_timeout"),
+                                   build=get("build_timeout"))),
         **_kernel_options(get("kernel")),
         **_given(tree=get("tree"), rev=get("rev"), tests=get("tests"), headers=get("headers"),
                  kconfig=tuple(get("kconfig") or ()) or None, jobs=get("jobs"),
                  dry_run=get("dry_run"), allow=tuple(get("allow") or ()) or None,
                  deny=tuple(get("deny") or ()) or None, flavor=get("flavor"),
                  root=get("rootfs"), allow_splats=tuple(get("allow_splat") or ()) or None,
-                 retries=get("retries"), flaky=get("flaky"),
+                 retries=get("retries"), flaky=get("flaky"), build_in=get("build_in"),
+                 guest_disk=get("guest_disk"),
                  tree_denylist=False if get("no_tree_denylist") else None),
     )
 

@@ -11,6 +11,7 @@ ACCELS = ("tcg", "kvm")
 FLAVORS = ("test_progs", "test_progs-no_alu32", "test_progs-cpuv4")
 FLAKY_POLICIES = ("pass", "fail")
 ROOTS = ("debian", "initramfs")
+BUILD_PLACES = ("host", "guest")
 
 
 def default_cache() -> Path:
@@ -81,6 +82,8 @@ class RunConfig:
     allow_splats: tuple[str, ...] = ()  # regexes of kernel reports that do not fail a run
     retries: int = 0  # reruns of what failed, in the same boot
     flaky: str = "pass"  # a subtest that passed on a retry: "pass" or "fail" the run
+    build_in: str = "host"  # where bpftool, the modules and test_progs are built
+    guest_disk: str = "4G"  # the guest's build disk (--build-in guest), sparse
 
 
 # The defaults, for help texts (the paths are placeholders: the CLI always sets them).

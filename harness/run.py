@@ -19,16 +19,18 @@ from pathlib import Path
 
 from harness.boot import choice, initramfs, kconfig, kernel, rootfs, vm
 from harness.btf import elf
-from harness.build import discover, kbuild, kernel_reads, select
+from harness.build import discover, guest, kbuild, kernel_reads, select, share
 from harness.build import targeted as build
 from harness.config import DEFAULTS, RunConfig
 from harness.errors import (
     Aborted,
     HarnessError,
+    HarnessTimeout,
     KernelSplat,
     RunTimeout,
     TreeError,
     UsageError,
+    VmLost,
     internal_error,
     os_error,
 )
@@ -139,6 +141,9 @@ def check_inputs(cfg: RunConfig) -> None:
         raise UsageError(f"--kconfig configures a kernel built from the tree; it means "
                          f"nothing with --kernel {cfg.kernel}")
     kconfig.check_specs(cfg.kconfig)
+    if cfg.build_in == "guest" and cfg.root != "debian":
+        raise UsageError("--build-in guest builds on the Debian root filesystem with the "
+                         "toolchain; it cannot be used with --rootfs initramfs")
     if cfg.kernel and cfg.headers:
         kernel.explicit(cfg.kernel, cfg.headers)
     if cfg.tree is not None:
@@ -206,7 +211,11 @@ def request(cfg: RunConfig) -> select.Request:
                           tree_denylist=cfg.tree_denylist)
 
 
-def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
+def _build(cfg: RunConfig, st: Stages, rep: RunReport, boot_held: contextlib.ExitStack,
+           ) -> None:
+    if cfg.build_in == "guest":
+        _build_in_guest(cfg, st, rep, boot_held)
+        return
     t, k, plan = rep.tree, rep.kernel, rep.plan
     assert t is not None and k is not None and plan is not None
     ctx = build.BuildContext(tree=t.path, tree_key=t.key, cache=Cache(cfg.cache),
@@ -242,6 +251,55 @@ def _build(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
                                                  root.has if root else None)
 
 
+def _build_in_guest(cfg: RunConfig, st: Stages, rep: RunReport,
+                    boot_held: contextlib.ExitStack) -> None:
+    """Everything the guest needs to build what the tests need itself (vm/build.sh):
+    the toolchain root filesystem, the share image, the build disk (held until the VM
+    ends) and the plan; the host compiles nothing."""
+    t, k, plan = rep.tree, rep.kernel, rep.plan
+    assert t is not None and k is not None and plan is not None
+    with st.step("guest-plan"):
+        guest.check_tree(t.path)
+        recipe = root_recipe(cfg)
+        dirs = guest.output_dirs(t.key, k, recipe.key(), cfg.flavor)
+        inputs = build.MakeInputs(tree=t.path, out=Path(dirs["selftests"]),
+                                  tools=guest.guest_tools(dirs), vmlinux=k.vmlinux,
+                                  toolchain=cfg.toolchain, arch="x86", sys_includes=(),
+                                  flavor=cfg.flavor)
+        gplan = guest.Plan(
+            tree=t.path, headers=k.headers, tools=dirs["tools"], modules_dir=dirs["mods"],
+            selftests=dirs["selftests"], helpers_dir=dirs["helpers"], jobs=cfg.jobs,
+            clang=cfg.toolchain.clang, llvm_strip=cfg.toolchain.llvm_strip,
+            llvm_suffix=cfg.toolchain.llvm_suffix, modules=plan.modules,
+            objects=plan.runtime_objects, helpers=_helpers(plan, "program"),
+            tree_files=_helpers(plan, "file"), with_bpftool=plan.calls_bpftool)
+        files = guest.payload(gplan, guest.makefile(inputs, plan), build.tests_header(plan))
+    root = _root(cfg, st, rep)
+    assert root is not None
+    with st.step("share", "share.log"):
+        roots = [*share.tree_roots(t.path), *share.kernel_roots(k.headers)]
+        staged = share.make_image(roots, cfg.out / SHARE_IMAGE, cfg.out / "share.log")
+    with st.step("build-disk", "build-disk.log"):
+        disk = guest.disk_path(Cache(cfg.cache).root, t.key, recipe.key())
+        boot_held.enter_context(Cache(cfg.cache).lock(f"guest-{t.key}", st.progress))
+        guest.ensure_disk(disk, cfg.guest_disk, cfg.out)
+    rep.guest_build = {"mode": "guest", "share": {"files": staged.files, "bytes": staged.bytes},
+                       "disk": str(disk), "outputs": dirs}
+    sel = plan.selection
+    payload = initramfs.Payload(
+        busybox=Path(cfg.toolchain.busybox), test_progs=None, files=(),
+        allow=tuple(sel.allow_lines()) if sel else (),
+        deny=tuple(sel.deny_lines()) if sel else (), kernel_config=config_file(k),
+        rootfs=root.recipe_key, boot_modules=boot_modules(k), kernel_modules=k.modules_dir,
+        retries=cfg.retries, guest_build=files)
+    with st.step("initramfs"):
+        rep.initramfs_bytes = initramfs.assemble(payload, cfg.out / "initramfs.cpio.gz",
+                                                 root.has)
+
+
+SHARE_IMAGE = "share.sqfs"
+
+
 def _helpers(plan: discover.Plan, kind: str) -> tuple[str, ...]:
     return tuple(e.name for e in plan.extras if e.kind == kind)
 
@@ -265,7 +323,7 @@ def _root(cfg: RunConfig, st: Stages, rep: RunReport) -> rootfs.Rootfs | None:
     if cfg.root != "debian":
         return None
     with st.step("rootfs", "build-rootfs.log"):
-        rep.rootfs = rootfs.ensure(runtime_recipe(), Cache(cfg.cache), cfg.out, st.progress,
+        rep.rootfs = rootfs.ensure(root_recipe(cfg), Cache(cfg.cache), cfg.out, st.progress,
                                    rep.notes)
     return rep.rootfs
 
@@ -275,17 +333,30 @@ def runtime_recipe() -> rootfs.Recipe:
     return rootfs.recipe(("runtime",), rootfs.host_mirror())
 
 
-def _qemu(cfg: RunConfig, k: kernel.Kernel, accel: vm.Accel) -> list[str]:
-    disk = rootfs.at(Cache(cfg.cache), runtime_recipe()).image if cfg.root == "debian" else None
+def root_recipe(cfg: RunConfig) -> rootfs.Recipe:
+    """The runtime layer; with the toolchain layer for a build inside the guest."""
+    if cfg.build_in == "guest":
+        return rootfs.recipe(("runtime", "toolchain"), rootfs.host_mirror())
+    return runtime_recipe()
+
+
+def _qemu(cfg: RunConfig, k: kernel.Kernel, accel: vm.Accel, tree_key: str) -> list[str]:
+    disk = rootfs.at(Cache(cfg.cache), root_recipe(cfg)).image if cfg.root == "debian" else None
+    build = None
+    if cfg.build_in == "guest":
+        build = vm.GuestBuild(
+            share=cfg.out / SHARE_IMAGE, stream=cfg.out / vm.BUILD_STREAM,
+            disk=guest.disk_path(Cache(cfg.cache).root, tree_key, root_recipe(cfg).key()))
     return vm.qemu_argv(cfg.toolchain.qemu, cfg.vm, accel, kernel=k.image,
-                        initrd=cfg.out / "initramfs.cpio.gz", run_dir=cfg.out, disk=disk)
+                        initrd=cfg.out / "initramfs.cpio.gz", run_dir=cfg.out, disk=disk,
+                        build=build)
 
 
 def _boot(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
     assert rep.qemu is not None
     try:
         with st.step("boot+run", "console.log"):
-            rep.vm = vm.boot(rep.qemu, cfg.out, cfg.timeouts.boot, cfg.timeouts.run)
+            rep.vm = _vm(cfg, rep)
     except RunTimeout as exc:  # a hang: what had finished, and what was running
         parsed = results.parse(_text(cfg.out / "test_progs.log").splitlines())
         rep.subtests = reported(parsed)
@@ -304,6 +375,37 @@ def _boot(cfg: RunConfig, st: Stages, rep: RunReport) -> None:
     gating = splats.gating(rep.splats)
     if rep.verdict is Verdict.PASS and gating:
         rep.broke(KernelSplat(splats.summary(gating), cfg.out / "dmesg.log"))
+
+
+def _vm(cfg: RunConfig, rep: RunReport) -> vm.Outcome:
+    """The VM's outcome; with a build inside the guest, a failed or hung build is said as
+    such (exit 6, 22 or 8) rather than as a lost VM or a run timeout."""
+    assert rep.qemu is not None
+    if cfg.build_in != "guest":
+        return vm.boot(rep.qemu, cfg.out, cfg.timeouts.boot, cfg.timeouts.run)
+    deadline = vm.BuildDeadline(cfg.out / vm.BUILD_STREAM, cfg.timeouts.build)
+    timed_out = False
+    try:
+        return vm.boot(rep.qemu, cfg.out, cfg.timeouts.boot, cfg.timeouts.run, deadline)
+    except (VmLost, HarnessTimeout) as exc:
+        timed_out = vm.BUILD_TIMEOUT in exc.message
+        raise
+    finally:
+        (cfg.out / SHARE_IMAGE).unlink(missing_ok=True)
+        failed = _guest_steps(cfg, rep, timed_out)
+        if failed is not None:
+            raise failed
+
+
+def _guest_steps(cfg: RunConfig, rep: RunReport, timed_out: bool) -> HarnessError | None:
+    """The guest's build logs into the run directory (named as the host's), its step
+    times on the report, and why it failed if it did."""
+    steps = guest.split(_text(cfg.out / vm.BUILD_STREAM))
+    guest.write_logs(steps, cfg.out)
+    rep.guest_build["seconds"] = guest.times(steps)
+    rep.builds.update({s.name: "built in the guest" for s in steps if s.rc == 0})
+    return guest.failure(steps, _text(cfg.out / "dmesg.log"), cfg.out, memory=cfg.vm.memory,
+                         disk=cfg.guest_disk, timed_out=timed_out)
 
 
 def _text(path: Path) -> str:
@@ -403,6 +505,18 @@ def _pipeline(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource) ->
     accel = _preflight(cfg, st, rep)
     with st.step("resolve"):
         src = source.resolve(cfg)
+    with contextlib.ExitStack() as boot_held:
+        _locked(cfg, st, rep, (source, src, accel), boot_held)
+        if rep.verdict is not Verdict.DRY_RUN:
+            _boot(cfg, st, rep)
+
+
+def _locked(cfg: RunConfig, st: Stages, rep: RunReport,
+            where: tuple[TreeSource, tree.Source, vm.Accel], boot_held: contextlib.ExitStack,
+            ) -> None:
+    """Everything under the tree's lock: checkout, discovery, kernel, builds (what must
+    stay locked until the VM ends goes on `boot_held`)."""
+    source, src, accel = where
     cache = Cache(cfg.cache)
     with cache.lock(src.key, st.progress), contextlib.ExitStack() as held:
         with st.step("tree"):
@@ -413,12 +527,11 @@ def _pipeline(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource) ->
             rep.plan = discover.load_plan(rep.tree.path, request(cfg),
                                           version=rep.tree.version)
         rep.kernel = _kernel(cfg, st, rep, source, held)
-        rep.qemu = _qemu(cfg, rep.kernel, accel)
+        rep.qemu = _qemu(cfg, rep.kernel, accel, rep.tree.key)
         if cfg.dry_run:
             rep.verdict, rep.reason = Verdict.DRY_RUN, "nothing built or booted (--dry-run)"
             return
-        _build(cfg, st, rep)
-    _boot(cfg, st, rep)
+        _build(cfg, st, rep, boot_held)
 
 
 def execute(cfg: RunConfig, progress: Progress, source: TreeSource | None = None,

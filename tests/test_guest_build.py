@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,18 @@ def test_an_end_marker_of_another_step_does_not_close_the_current_one() -> None:
     text = ("HARNESS-BUILD: begin bpftool\nHARNESS-BUILD: end testmod rc=0 seconds=1\n")
     (step,) = guest.split(text)
     assert step.rc is None and step.lines == ["HARNESS-BUILD: end testmod rc=0 seconds=1"]
+
+
+def test_build_env_is_quoted_shell_the_guest_script_reads(tmp_path: Path) -> None:
+    plan = guest.Plan(tree=Path("/c/trees/my tree"), headers=Path("/usr/src/h"),
+                      tools="/build/t/tools", modules_dir="/build/t/mods",
+                      selftests="/build/t/selftests", helpers_dir="/build/t/helpers",
+                      jobs=2, clang="clang-19", llvm_strip="llvm-strip-19",
+                      llvm_suffix="-19", modules=("bpf_testmod", "bpf_test_no_cfi"),
+                      objects=("a.bpf.o",), with_bpftool=True)
+    env = tmp_path / "build.env"
+    env.write_text(guest.render_env(plan))
+    shown = subprocess.run(["/bin/busybox", "sh", "-c",
+                            f'. {env}; echo "$TREE|$MODULES|$WITH_BPFTOOL|$HELPERS|"'],
+                           capture_output=True, text=True, check=True).stdout
+    assert shown == "/c/trees/my tree|bpf_testmod bpf_test_no_cfi|1||\n"

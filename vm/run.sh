@@ -39,6 +39,18 @@ for word in $cmdline; do
 		;;
 	esac
 done
+# --build-in guest: build what the tests need first (vm/build.sh); a failed build ends
+# the run with a HARNESS-BUILD-FAILED status and the kernel's log (an OOM kill is there).
+if [ -f /harness/build.env ]; then
+	$bb sh /harness/build.sh
+	rc=$?
+	if [ "$rc" -ne 0 ]; then
+		$bb dmesg >/dev/ttyS2
+		echo "HARNESS-BUILD-FAILED $rc" >/dev/ttyS3
+		sync
+		$bb reboot -f
+	fi
+fi
 cd /root/test
 # test_progs's output goes to ttyS1 through tee, which keeps a copy: after a run that
 # failed (exit 1), up to @RETRIES@ retries run only what failed (harness-retry.list),

@@ -111,7 +111,7 @@ class Payload:
     kernel's config, and how its root is made."""
 
     busybox: Path
-    test_progs: Path
+    test_progs: Path | None  # None: the guest builds it (--build-in guest)
     files: tuple[tuple[str, Path], ...]  # (name in test_progs's directory, host path)
     allow: tuple[str, ...] = ()  # list-file lines (select.FilterSet.lines)
     deny: tuple[str, ...] = ()
@@ -121,11 +121,13 @@ class Payload:
     kernel_modules: Path | None = None  # /lib/modules/<release>: the guest's modprobe loads
     #                                     what the tests need (sch_clsact, veth, ...)
     retries: int = 0  # reruns of what failed, in the same boot (--retries)
-
+    guest_build: tuple[tuple[str, bytes], ...] = ()  # (path under /harness, data): what
+    #                                                   vm/build.sh builds, and how
     @property
     def programs(self) -> tuple[Path, ...]:
         """The ELF programs whose libraries the guest needs."""
-        return (self.test_progs, *(p for _, p in self.files if _is_program(p)))
+        built = (self.test_progs,) if self.test_progs else ()
+        return (*built, *(p for _, p in self.files if _is_program(p)))
 
 
 def _is_program(path: Path) -> bool:
@@ -152,6 +154,8 @@ def _harness_files(payload: Payload, libraries: list[str]) -> list[Entry]:
              regular("harness/failed.awk", (VM_DIR / "failed.awk").read_bytes())]
     if payload.kernel_config is not None:
         files.append(host_file("harness/kernel.config", payload.kernel_config))
+    files += [regular(f"harness/{name}", data, name.endswith(".sh"))
+              for name, data in payload.guest_build]
     if payload.rootfs is None:  # the initramfs is the root: libraries where ldd found them
         return files + [host_file(lib.lstrip("/"), Path(lib)) for lib in libraries]
     files += [host_file(f"harness/lib/{Path(lib).name}", Path(lib)) for lib in libraries]
@@ -164,7 +168,8 @@ def _harness_files(payload: Payload, libraries: list[str]) -> list[Entry]:
 def entries(payload: Payload, libraries: list[str]) -> list[Entry]:
     files = [
         host_file("bin/busybox", payload.busybox),
-        host_file(f"{GUEST_TEST_DIR}/test_progs", payload.test_progs),
+        *([host_file(f"{GUEST_TEST_DIR}/test_progs", payload.test_progs)]
+          if payload.test_progs else [directory(GUEST_TEST_DIR)]),
         *(host_file(f"{GUEST_TEST_DIR}/{name}", path) for name, path in payload.files),
         *_lists(payload),
         *_harness_files(payload, libraries),

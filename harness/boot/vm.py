@@ -243,6 +243,25 @@ def read_status(text: str) -> int | None:
     return int(m[1]) if m else None
 
 
+BUILD_DONE = "HARNESS-BUILD: done"
+BUILD_TIMEOUT = "guest build timeout"
+
+
+@dataclass
+class BuildDeadline:
+    """The guest's build must write its last line within `seconds` of the boot."""
+
+    stream: Path
+    seconds: float
+    done: bool = False
+
+    def passed(self, booted_at: float | None, elapsed: float) -> bool:
+        if self.done or booted_at is None or elapsed - booted_at <= self.seconds:
+            return False
+        self.done = BUILD_DONE in _read(self.stream)
+        return not self.done
+
+
 @dataclass
 class Watch:
     """The boot deadline, and ending QEMU once the guest has written its status."""
@@ -254,11 +273,14 @@ class Watch:
     grace: float = GRACE
     status_seen: float | None = None
     halted_seen: float | None = None
+    build: BuildDeadline | None = None  # a build inside the guest must end in time
 
     def __call__(self, elapsed: float) -> str | None:
         self.clock.poll()
         if self.console.booted_at is None and elapsed > self.boot_timeout:
             return f"boot timeout after {self.boot_timeout:.0f} s"
+        if self.build and self.build.passed(self.console.booted_at, elapsed):
+            return f"{BUILD_TIMEOUT} after {self.build.seconds:.0f} s"
         if self.status_seen is None and read_status(_read(self.status_file)) is not None:
             self.status_seen = elapsed
         if self.halted_seen is None and self.console.halted:
@@ -278,16 +300,19 @@ def _read(path: Path) -> str:
         return ""
 
 
-def boot(argv: list[str], run_dir: Path, boot_timeout: float, run_timeout: float) -> Outcome:
+def boot(argv: list[str], run_dir: Path, boot_timeout: float, run_timeout: float,
+         build: BuildDeadline | None = None) -> Outcome:
     """Run the VM to completion and return test_progs's status; raise BootError (panic,
-    lost VM, no boot) or HarnessTimeout (boot or run deadline) when there is none."""
+    lost VM, no boot) or HarnessTimeout (boot, build or run deadline) when there is none.
+    With a build inside the guest, the run's deadline starts when the build's ends."""
     for name in CHANNELS:
         (run_dir / name).unlink(missing_ok=True)
     console = Console()
     log = run_dir / "console.log"
     clock = LineClock(run_dir / "test_progs.log", console.started)
-    watch = Watch(console, run_dir / "status", boot_timeout, clock)
-    streamed = proc.stream(argv, log=log, timeout=run_timeout, on_line=console.feed,
+    watch = Watch(console, run_dir / "status", boot_timeout, clock, build=build)
+    total = run_timeout + (build.seconds if build else 0.0)
+    streamed = proc.stream(argv, log=log, timeout=total, on_line=console.feed,
                            watchdog=watch)
     clock.poll()
     seen = Observed(status=read_status(_read(run_dir / "status")), booted_at=console.booted_at,

@@ -17,12 +17,18 @@ reports it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.build.targeted import first_error
-from harness.errors import NO_SPACE, BuildError, DiskFull, HarnessError, RunTimeout
+from harness.boot.kernel import Kernel
+from harness.build import discover
+from harness.build.targeted import MakeInputs, Tools, first_error, render_makefile
+from harness.errors import NO_SPACE, BuildError, DiskFull, HarnessError, RunTimeout, TreeError
+from harness.host import proc
+from harness.host.cache import digest
 
 BEGIN_RE = re.compile(r"^HARNESS-BUILD: begin (\S+)\s*$")
 END_RE = re.compile(r"^HARNESS-BUILD: end (\S+) rc=(\d+) seconds=(\d+(?:\.\d+)?)\s*$")
@@ -94,3 +100,124 @@ def failure(steps: list[Step], dmesg: str, run_dir: Path, *, memory: str, disk: 
         return DiskFull(f"guest build {broken.name} failed: the guest's build disk ({disk}) "
                         f"is full: raise it with --guest-disk", log)
     return BuildError(f"guest build {broken.name} failed: {first_error(text)}", log)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the guest builds and where (vm/build.sh reads it as /harness/build.env).
+
+    The tree and the kernel's build directory are at their host paths (the share
+    image); outputs go to directories of the build disk named as the host build names
+    its own (by tree and inputs), so a second run is an incremental make."""
+
+    tree: Path
+    headers: Path
+    tools: str  # bpftool and libbpf (guest paths under /build)
+    modules_dir: str
+    selftests: str
+    helpers_dir: str
+    jobs: int
+    clang: str
+    llvm_strip: str
+    llvm_suffix: str
+    modules: tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()  # runtime .bpf.o files test_progs opens by name
+    helpers: tuple[str, ...] = ()  # helper programs the selftests Makefile builds
+    tree_files: tuple[str, ...] = ()  # files shipped beside test_progs from the tree
+    with_bpftool: bool = False  # a test runs ./bpftool
+
+
+def render_env(plan: Plan) -> str:
+    """/harness/build.env: shell assignments, each value quoted."""
+    values = {
+        "TREE": str(plan.tree), "HEADERS": str(plan.headers), "TOOLS": plan.tools,
+        "MODS": plan.modules_dir, "SELFTESTS": plan.selftests,
+        "HELPERS_OUT": plan.helpers_dir, "JOBS": str(plan.jobs), "CLANG": plan.clang,
+        "LLVM_STRIP": plan.llvm_strip, "LLVM_SUFFIX": plan.llvm_suffix,
+        "MODULES": " ".join(plan.modules), "OBJECTS": " ".join(plan.objects),
+        "HELPERS": " ".join(plan.helpers), "TREE_FILES": " ".join(plan.tree_files),
+        "WITH_BPFTOOL": "1" if plan.with_bpftool else "",
+    }
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+# clang's own include directories, asked of the guest's clang when make runs (BPF
+# programs built with --target=bpf miss asm/types.h otherwise); `#` would start a
+# comment in make, hence a pattern without it.
+SYS_INCLUDES_MAKE = ("$(shell $(CLANG) -v -E - </dev/null 2>&1 | awk '/^End of search/ "
+                     "{ on = 0 } on { print \"-idirafter \" $$1 } /<...> search starts "
+                     "here/ { on = 1 }')")
+# What the guest builds from the tree: without them there is nothing to build.
+TREE_NEEDS = ("tools/bpf/bpftool/Makefile", "tools/lib/bpf/Makefile",
+              "tools/testing/selftests/bpf/Makefile")
+GUEST_ROOT = "/build"  # the build disk in the guest
+
+
+def check_tree(tree: Path) -> None:
+    """TreeError (exit 3) when the tree lacks the tools sources a guest build needs."""
+    missing = [p for p in TREE_NEEDS if not (tree / p).is_file()]
+    if missing:
+        raise TreeError(f"{tree} has no {', '.join(missing)}: a build inside the guest "
+                        f"needs the tree's tools/ sources; pass a full kernel tree")
+
+
+def output_dirs(tree_key: str, k: Kernel, recipe_key: str, flavor: str) -> dict[str, str]:
+    """The guest's output directories on the build disk, named like the host's: one
+    per tree and per set of inputs make cannot see (the kernel, the guest toolchain)."""
+    base = f"{GUEST_ROOT}/{tree_key}"
+    tools = {"toolchain": recipe_key}
+    mods = {"kernel": k.fingerprint(), "types": k.types_fingerprint(),
+            "headers": str(k.headers), **tools}
+    tests = {"kernel": k.types_fingerprint(), "headers": str(k.headers), **tools}
+    part = "selftests" if flavor == "test_progs" else f"selftests-{flavor}"
+    return {"tools": f"{base}/tools-{digest(tools)}", "mods": f"{base}/testmod-{digest(mods)}",
+            "selftests": f"{base}/{part}-{digest(tests)}",
+            "helpers": f"{base}/helpers-{digest(tools)}"}
+
+
+def mkfs_argv(image: Path) -> list[str]:
+    """An ext4 file system on the (sparse) build disk image, quickly: its inode tables
+    and journal are initialised lazily."""
+    return ["mkfs.ext4", "-q", "-F", "-L", "harness-build",
+            "-E", "lazy_itable_init=1,lazy_journal_init=1", str(image)]
+
+
+def disk_path(cache_root: Path, tree_key: str, recipe_key: str) -> Path:
+    """The tree's build disk for one guest toolchain (kept between runs)."""
+    return cache_root / "guest" / tree_key / f"build-{recipe_key}.ext4"
+
+
+def ensure_disk(path: Path, size: str, log_dir: Path) -> Path:
+    """The build disk, made (sparse, ext4) when absent or of another size."""
+    wanted = _bytes(size)
+    if path.is_file() and path.stat().st_size == wanted:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    with path.open("wb") as f:
+        f.truncate(wanted)
+    proc.run(mkfs_argv(path), log=log_dir / "build-disk.log", timeout=300)
+    return path
+
+
+def _bytes(size: str) -> int:
+    return int(size[:-1]) << {"K": 10, "M": 20, "G": 30}[size[-1]]
+
+
+def makefile(m: MakeInputs, plan: discover.Plan) -> str:
+    """The targeted test_progs Makefile with the guest's paths and its clang's includes."""
+    return render_makefile(dataclasses.replace(m, sys_includes=(SYS_INCLUDES_MAKE,)), plan)
+
+
+def guest_tools(dirs: dict[str, str]) -> Tools:
+    """Where bpftool and libbpf are in the guest (as build_tools lays them out)."""
+    out = Path(dirs["tools"])
+    return Tools(bpftool=out / "bpftool/bpftool", libbpf_a=out / "libbpf/libbpf.a",
+                 libbpf_include=out / "libbpf-dest/include")
+
+
+def payload(plan: Plan, makefile_text: str, tests_h: str) -> tuple[tuple[str, bytes], ...]:
+    """The files the guest's /harness gets for vm/build.sh."""
+    script = (Path(__file__).resolve().parents[2] / "vm" / "build.sh").read_bytes()
+    return (("build.env", render_env(plan).encode()), ("build.sh", script),
+            ("build/tests.h", tests_h.encode()), ("build/targeted.mk", makefile_text.encode()))

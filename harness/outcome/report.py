@@ -236,6 +236,9 @@ class RunReport(Common):
     splats: list[Splat] = field(default_factory=list)  # the kernel's reports during the run
     notes: list[str] = field(default_factory=list)  # what the run noticed on its way
     modules: dict[str, Path] = field(default_factory=dict)  # test module → its built .ko
+    # where the builds ran: {"mode": "host"} or the guest's share, disk, output
+    # directories and each step's seconds inside the guest
+    guest_build: dict[str, Any] = field(default_factory=lambda: {"mode": "host"})
 
     def counts(self) -> dict[str, int]:
         return {s.value: sum(1 for r in self.subtests if r.status is s) for s in Status}
@@ -256,6 +259,7 @@ class RunReport(Common):
             if self.accel else None,
             "versions": self.versions,
             "builds": self.builds,
+            "build_in": self.guest_build,
             "notes": self.notes,
             "tests": self.plan_dict(),
             "qemu": " ".join(self.qemu) if self.qemu else None,
