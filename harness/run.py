@@ -280,7 +280,7 @@ def _build_in_guest(cfg: RunConfig, st: Stages, rep: RunReport,
         roots = [*share.tree_roots(t.path), *share.kernel_roots(k.headers)]
         staged = share.make_image(roots, cfg.out / SHARE_IMAGE, cfg.out / "share.log")
     with st.step("build-disk", "build-disk.log"):
-        disk = guest.disk_path(Cache(cfg.cache).root, t.key, recipe.key())
+        disk = guest.disk_path(Cache(cfg.cache).root, t.key, recipe.key(), cfg.guest_disk)
         boot_held.enter_context(Cache(cfg.cache).lock(f"guest-{t.key}", st.progress))
         guest.ensure_disk(disk, cfg.guest_disk, cfg.out)
     rep.guest_build = {"mode": "guest", "share": {"files": staged.files, "bytes": staged.bytes},
@@ -346,7 +346,8 @@ def _qemu(cfg: RunConfig, k: kernel.Kernel, accel: vm.Accel, tree_key: str) -> l
     if cfg.build_in == "guest":
         build = vm.GuestBuild(
             share=cfg.out / SHARE_IMAGE, stream=cfg.out / vm.BUILD_STREAM,
-            disk=guest.disk_path(Cache(cfg.cache).root, tree_key, root_recipe(cfg).key()))
+            disk=guest.disk_path(Cache(cfg.cache).root, tree_key, root_recipe(cfg).key(),
+                                 cfg.guest_disk))
     return vm.qemu_argv(cfg.toolchain.qemu, cfg.vm, accel, kernel=k.image,
                         initrd=cfg.out / "initramfs.cpio.gz", run_dir=cfg.out, disk=disk,
                         build=build)

@@ -182,13 +182,14 @@ def mkfs_argv(image: Path) -> list[str]:
             "-E", "lazy_itable_init=1,lazy_journal_init=1", str(image)]
 
 
-def disk_path(cache_root: Path, tree_key: str, recipe_key: str) -> Path:
-    """The tree's build disk for one guest toolchain (kept between runs)."""
-    return cache_root / "guest" / tree_key / f"build-{recipe_key}.ext4"
+def disk_path(cache_root: Path, tree_key: str, recipe_key: str, size: str) -> Path:
+    """The tree's build disk for one guest toolchain and size (kept between runs: a run
+    with another --guest-disk gets its own disk and leaves this one as it is)."""
+    return cache_root / "guest" / tree_key / f"build-{recipe_key}-{size}.ext4"
 
 
 def ensure_disk(path: Path, size: str, log_dir: Path) -> Path:
-    """The build disk, made (sparse, ext4) when absent or of another size."""
+    """The build disk, made (sparse, ext4) when absent or not of its size."""
     wanted = _bytes(size)
     if path.is_file() and path.stat().st_size == wanted:
         return path
