@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.boot.kernel import Kernel
 from harness.build import guest
-from harness.errors import BuildError, DiskFull, RunTimeout
+from harness.errors import BuildError, DiskFull, RunTimeout, TreeError
 
 STREAM = """\
 HARNESS: booted 6.12.118+deb12-cloud-amd64
@@ -103,3 +104,21 @@ def test_build_env_is_quoted_shell_the_guest_script_reads(tmp_path: Path) -> Non
                             f'. {env}; echo "$TREE|$MODULES|$WITH_BPFTOOL|$HELPERS|"'],
                            capture_output=True, text=True, check=True).stdout
     assert shown == "/c/trees/my tree|bpf_testmod bpf_test_no_cfi|1||\n"
+
+
+def test_a_tree_without_the_tools_sources_is_a_tree_error(tmp_path: Path) -> None:
+    (tmp_path / "tools/bpf/bpftool").mkdir(parents=True)
+    (tmp_path / "tools/bpf/bpftool/Makefile").write_text("all:\n")
+    with pytest.raises(TreeError, match=r"no tools/lib/bpf/Makefile, tools/testing/selftests/"
+                       r"bpf/Makefile: a build inside the guest needs the tree's tools/"):
+        guest.check_tree(tmp_path)
+
+
+def test_guest_output_directories_follow_the_kernel_and_the_toolchain() -> None:
+    k = Kernel(image=Path("/boot/vmlinuz-x"), headers=Path("/usr/src/h"), release="x",
+               identity="commit+config", types="btf-1")
+    dirs = guest.output_dirs("tree", k, "runtime+toolchain-1", "test_progs")
+    other = guest.output_dirs("tree", k, "runtime+toolchain-2", "test_progs")
+    assert dirs["tools"].startswith("/build/tree/tools-") and dirs != other
+    assert guest.output_dirs("tree", k, "runtime+toolchain-1", "test_progs-cpuv4")[
+        "selftests"].startswith("/build/tree/selftests-test_progs-cpuv4-")
