@@ -59,6 +59,7 @@ LAYOUT: tuple[tuple[str, str, Locks], ...] = (
     ("kernel config", "kbuild/*/config-*", lambda p: (f"kbuild-{p.parent.name}",)),
     ("kernel build", "kbuild/*/out-*", lambda p: (f"kbuild-{p.parent.name}",)),
     ("rootfs", "rootfs/*", lambda p: (f"rootfs-{p.name}",)),
+    ("guest build disk", "guest/*", lambda p: (f"guest-{p.name}",)),  # --build-in guest
     ("ccache", "ccache", lambda p: ()),  # ccache copes with its store going away
     ("logs", "logs", lambda p: ()),
 )
@@ -165,7 +166,7 @@ class Cache:
         """Delete a tree's clone, series worktree, builds and kernel build workspace."""
         for place in (self.tree(key), self.worktree(f"{key}-series"),
                       self.root / "build" / key, self.root / "build" / f"{key}-series",
-                      self.root / "kbuild" / key):
+                      self.root / "kbuild" / key, self.root / "guest" / key):
             shutil.rmtree(place, ignore_errors=True)
 
 
