@@ -283,8 +283,8 @@ def _build_in_guest(cfg: RunConfig, st: Stages, rep: RunReport,
         disk = guest.disk_path(Cache(cfg.cache).root, t.key, recipe.key(), cfg.guest_disk)
         boot_held.enter_context(Cache(cfg.cache).lock(f"guest-{t.key}", st.progress))
         guest.ensure_disk(disk, cfg.guest_disk, cfg.out)
-    rep.guest_build = {"mode": "guest", "share": {"files": staged.files, "bytes": staged.bytes},
-                       "disk": str(disk), "outputs": dirs}
+    rep.build_in.update(share={"files": staged.files, "bytes": staged.bytes},
+                        disk=str(disk), outputs=dirs)
     sel = plan.selection
     payload = initramfs.Payload(
         busybox=Path(cfg.toolchain.busybox), test_progs=None, files=(),
@@ -341,12 +341,13 @@ def root_recipe(cfg: RunConfig) -> rootfs.Recipe:
 
 
 def _qemu(cfg: RunConfig, k: kernel.Kernel, accel: vm.Accel, tree_key: str) -> list[str]:
-    disk = rootfs.at(Cache(cfg.cache), root_recipe(cfg)).image if cfg.root == "debian" else None
+    recipe = root_recipe(cfg)
+    disk = rootfs.at(Cache(cfg.cache), recipe).image if cfg.root == "debian" else None
     build = None
     if cfg.build_in == "guest":
         build = vm.GuestBuild(
             share=cfg.out / SHARE_IMAGE, stream=cfg.out / vm.BUILD_STREAM,
-            disk=guest.disk_path(Cache(cfg.cache).root, tree_key, root_recipe(cfg).key(),
+            disk=guest.disk_path(Cache(cfg.cache).root, tree_key, recipe.key(),
                                  cfg.guest_disk))
     return vm.qemu_argv(cfg.toolchain.qemu, cfg.vm, accel, kernel=k.image,
                         initrd=cfg.out / "initramfs.cpio.gz", run_dir=cfg.out, disk=disk,
@@ -403,7 +404,7 @@ def _guest_steps(cfg: RunConfig, rep: RunReport, timed_out: bool) -> HarnessErro
     times on the report, and why it failed if it did."""
     steps = guest.split(_text(cfg.out / vm.BUILD_STREAM))
     guest.write_logs(steps, cfg.out)
-    rep.guest_build["seconds"] = guest.times(steps)
+    rep.build_in["seconds"] = guest.times(steps)
     rep.builds.update({s.name: "built in the guest" for s in steps if s.rc == 0})
     return guest.failure(steps, _text(cfg.out / "dmesg.log"), cfg.out, memory=cfg.vm.memory,
                          disk=cfg.guest_disk, timed_out=timed_out)
@@ -503,6 +504,7 @@ def list_plan(cfg: RunConfig, progress: Progress, source: TreeSource | None = No
 def _pipeline(cfg: RunConfig, st: Stages, rep: RunReport, source: TreeSource) -> None:
     with st.step("inputs"):
         check_inputs(cfg)
+    rep.build_in = {"mode": cfg.build_in}
     accel = _preflight(cfg, st, rep)
     with st.step("resolve"):
         src = source.resolve(cfg)

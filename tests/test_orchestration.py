@@ -170,6 +170,17 @@ def test_run_dry_run_builds_nothing(world: dict[str, Path]) -> None:
     assert cli.exit_code(rep.verdict, rep.error) == cli.EXIT_DRY_RUN != cli.EXIT_PASS
 
 
+def test_guest_dry_run_reports_the_mode_and_makes_no_image(world: dict[str, Path]) -> None:
+    fake = builds(FakeProcs())
+    cfg = _cfg(world, dry_run=True, build_in="guest")
+    with proc.using(fake):
+        rep = run.execute(cfg, lambda _: None)
+    assert rep.verdict is Verdict.DRY_RUN and rep.as_dict()["build_in"] == {"mode": "guest"}
+    assert rep.qemu is not None and "virtserialport" in " ".join(rep.qemu)
+    assert not fake.ran("mksquashfs") and not fake.ran("mkfs.ext4")
+    assert not (cfg.out / run.SHARE_IMAGE).exists()
+
+
 # --- the VM outcome decision, pure --------------------------------------------------
 
 

@@ -123,6 +123,7 @@ class Payload:
     retries: int = 0  # reruns of what failed, in the same boot (--retries)
     guest_build: tuple[tuple[str, bytes], ...] = ()  # (path under /harness, data): what
     #                                                   vm/build.sh builds, and how
+
     @property
     def programs(self) -> tuple[Path, ...]:
         """The ELF programs whose libraries the guest needs."""

@@ -23,10 +23,18 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.boot.initramfs import VM_DIR
 from harness.boot.kernel import Kernel
 from harness.build import discover
 from harness.build.targeted import MakeInputs, Tools, first_error, render_makefile
-from harness.errors import NO_SPACE, BuildError, DiskFull, HarnessError, RunTimeout, TreeError
+from harness.errors import (
+    NO_SPACE,
+    BuildError,
+    DiskFull,
+    HarnessError,
+    HarnessTimeout,
+    TreeError,
+)
 from harness.host import proc
 from harness.host.cache import digest
 
@@ -88,7 +96,8 @@ def failure(steps: list[Step], dmesg: str, run_dir: Path, *, memory: str, disk: 
     text = "\n".join(broken.lines)
     if broken.rc is None:
         if timed_out:
-            return RunTimeout(f"guest build hung: step {broken.name} did not end before the "
+            # not a RunTimeout: no test was running (exit 8 all the same)
+            return HarnessTimeout(f"guest build hung: step {broken.name} did not end before the "
                               f"build deadline (raise it with --build-timeout)", log)
         return None  # the VM ended mid-step: the VM's own outcome says why
     killed = OOM_RE.search(dmesg)
@@ -219,6 +228,6 @@ def guest_tools(dirs: dict[str, str]) -> Tools:
 
 def payload(plan: Plan, makefile_text: str, tests_h: str) -> tuple[tuple[str, bytes], ...]:
     """The files the guest's /harness gets for vm/build.sh."""
-    script = (Path(__file__).resolve().parents[2] / "vm" / "build.sh").read_bytes()
+    script = (VM_DIR / "build.sh").read_bytes()
     return (("build.env", render_env(plan).encode()), ("build.sh", script),
             ("build/tests.h", tests_h.encode()), ("build/targeted.mk", makefile_text.encode()))

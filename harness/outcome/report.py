@@ -238,7 +238,7 @@ class RunReport(Common):
     modules: dict[str, Path] = field(default_factory=dict)  # test module → its built .ko
     # where the builds ran: {"mode": "host"} or the guest's share, disk, output
     # directories and each step's seconds inside the guest
-    guest_build: dict[str, Any] = field(default_factory=lambda: {"mode": "host"})
+    build_in: dict[str, Any] = field(default_factory=lambda: {"mode": "host"})
 
     def counts(self) -> dict[str, int]:
         return {s.value: sum(1 for r in self.subtests if r.status is s) for s in Status}
@@ -259,7 +259,7 @@ class RunReport(Common):
             if self.accel else None,
             "versions": self.versions,
             "builds": self.builds,
-            "build_in": self.guest_build,
+            "build_in": self.build_in,
             "notes": self.notes,
             "tests": self.plan_dict(),
             "qemu": " ".join(self.qemu) if self.qemu else None,
