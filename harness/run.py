@@ -260,6 +260,7 @@ def _build_in_guest(cfg: RunConfig, st: Stages, rep: RunReport,
     assert t is not None and k is not None and plan is not None
     with st.step("guest-plan"):
         guest.check_tree(t.path)
+        modules = boot_modules(k, rootfs.GUEST_BUILD)
         recipe = root_recipe(cfg)
         dirs = guest.output_dirs(t.key, k, recipe.key(), cfg.flavor)
         inputs = build.MakeInputs(tree=t.path, out=Path(dirs["selftests"]),
@@ -290,7 +291,7 @@ def _build_in_guest(cfg: RunConfig, st: Stages, rep: RunReport,
         busybox=Path(cfg.toolchain.busybox), test_progs=None, files=(),
         allow=tuple(sel.allow_lines()) if sel else (),
         deny=tuple(sel.deny_lines()) if sel else (), kernel_config=config_file(k),
-        rootfs=root.recipe_key, boot_modules=boot_modules(k), kernel_modules=k.modules_dir,
+        rootfs=root.recipe_key, boot_modules=modules, kernel_modules=k.modules_dir,
         retries=cfg.retries, guest_build=files)
     with st.step("initramfs"):
         rep.initramfs_bytes = initramfs.assemble(payload, cfg.out / "initramfs.cpio.gz",
@@ -309,13 +310,15 @@ def config_file(k: kernel.Kernel) -> Path | None:
     return config if config.is_file() else None
 
 
-def boot_modules(k: kernel.Kernel) -> tuple[tuple[str, bytes], ...]:
-    """What the guest's stage 1 inserts to mount the root filesystem, for this kernel."""
+def boot_modules(k: kernel.Kernel, needs: rootfs.Needs = rootfs.BOOT,
+                 ) -> tuple[tuple[str, bytes], ...]:
+    """What the guest's stage 1 inserts to mount the root filesystem (and the build disk),
+    for this kernel."""
     config = config_file(k)
     if config is None:
         return ()
     return rootfs.boot_modules(kconfig.parse(config.read_text(errors="replace")),
-                               k.modules_dir)
+                               k.modules_dir, needs)
 
 
 def _root(cfg: RunConfig, st: Stages, rep: RunReport) -> rootfs.Rootfs | None:

@@ -84,6 +84,7 @@ def test_a_step_that_never_ended(timed_out: bool, kind: type) -> None:
     if isinstance(err, HarnessTimeout):
         assert not isinstance(err, RunTimeout)  # no test was running: not a test hang
         assert "step bpftool did not end" in err.message and "--build-timeout" in err.message
+        assert "short of memory (2G) stalls too: --memory" in err.message
 
 
 def test_an_end_marker_of_another_step_does_not_close_the_current_one() -> None:

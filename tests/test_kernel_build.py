@@ -53,6 +53,27 @@ def test_run_on_a_kernel_built_from_the_tree(default_tree: Path, tmp_path: Path)
 
 
 @pytest.mark.vm
+def test_guest_builds_against_the_kernel_built_from_the_tree(default_tree: Path,
+                                                              tmp_path: Path) -> None:
+    """--build-in guest with a built kernel: bpf_testmod is built in the guest against the
+    kernel's workspace (shared read-only), the host compiles only the kernel."""
+    code, rep = _run(tmp_path / "run", "--kernel", "build", "--build-in", "guest")
+    assert code == cli.EXIT_PASS, rep["reason"]
+    assert rep["counts"]["pass"] == 7 and rep["counts"]["fail"] == 0
+    workspace = rep["kernel"]["build"]["workspace"]
+    assert rep["build_in"]["mode"] == "guest"
+    assert set(rep["builds"].values()) == {"built in the guest"}
+    assert f"make: Entering directory '{workspace}'" in (
+        tmp_path / "run/build-testmod.log").read_text()
+    commands = (tmp_path / "run/commands.log").read_text().splitlines()
+    programs = {line.split()[1] for line in commands}
+    assert programs - {"git", "mksquashfs", "mkfs.ext4", "qemu-system-x86_64"} <= {"make"}
+    makes = {Path(line.split(" -C ", 1)[1].split()[0]) for line in commands
+             if line.split()[1] == "make"}
+    assert {m.parent for m in makes} <= {Path(workspace).parent}  # the kernel's build only
+
+
+@pytest.mark.vm
 def test_damaged_cached_image_is_linked_again(default_tree: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """The workspace's bzImage truncated after a build: linked again from the objects make

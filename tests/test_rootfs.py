@@ -77,6 +77,12 @@ def test_boot_modules_missing_options_or_modules() -> None:
     with pytest.raises(ConfigError, match=r"no modules\.dep"):
         rootfs.boot_modules({"CONFIG_VIRTIO_BLK": "m", "CONFIG_SQUASHFS": "y",
                              "CONFIG_OVERLAY_FS": "y"}, None)
+    # a build inside the guest also needs its ext4 build disk and its log port
+    boots = dict.fromkeys(rootfs.BOOT.options, "y")
+    assert rootfs.boot_modules(boots, None) == ()
+    with pytest.raises(ConfigError, match=r"lacks CONFIG_EXT4_FS, CONFIG_VIRTIO_CONSOLE, "
+                       r"which a build inside the guest needs; .* pass --build-in host"):
+        rootfs.boot_modules(boots, None, rootfs.GUEST_BUILD)
 
 
 def test_packages_file() -> None:

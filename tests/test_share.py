@@ -57,6 +57,20 @@ def test_kernel_roots_follow_includes_and_symlinks(tmp_path: Path) -> None:
                      tmp_path / "usr/lib/kbuild/scripts"]
 
 
+def test_a_kbuild_output_directory_shares_part_of_its_source_tree(tmp_path: Path) -> None:
+    """A kernel built from a tree: its output directory's Makefile includes the source
+    tree's, of which only what an external module build reads is shared."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    for d in (src / "kernel/bpf", src / "drivers/net", src / "scripts", out):
+        d.mkdir(parents=True)
+    for f in ("Makefile", "Kbuild"):
+        (src / f).write_text("# kbuild\n")
+    (out / "Makefile").write_text(f"include {src}/Makefile\n")
+    (out / "source").symlink_to(src)
+    assert share.kernel_roots(out) == [out, src / "Makefile", src / "Kbuild", src / "scripts",
+                                       src / "kernel/bpf"]
+
+
 def test_stage_lays_out_by_absolute_path_with_links_and_no_objects(tmp_path: Path) -> None:
     flavour = _debian_like(tmp_path / "host")
     staged = share.stage(share.kernel_roots(flavour), tmp_path / "stage")

@@ -215,9 +215,22 @@ def _build(rec: Recipe, dest: Rootfs, log_dir: Path) -> None:
     work.rename(dest.root)
 
 
-# What stage 1 needs to mount the image: option → module name.
-BOOT_OPTIONS = {"CONFIG_VIRTIO_BLK": "virtio_blk", "CONFIG_SQUASHFS": "squashfs",
-                "CONFIG_OVERLAY_FS": "overlay"}
+@dataclass(frozen=True)
+class Needs:
+    """Kernel options stage 1 needs (option → module name), for what, and the way out."""
+    options: dict[str, str]
+    what: str
+    instead: str
+
+
+# What stage 1 needs to mount the image.
+BOOT = Needs({"CONFIG_VIRTIO_BLK": "virtio_blk", "CONFIG_SQUASHFS": "squashfs",
+              "CONFIG_OVERLAY_FS": "overlay"}, "the guest's root filesystem",
+             "--rootfs initramfs")
+# ... and for a build inside the guest: its ext4 build disk and the port its logs take.
+GUEST_BUILD = Needs({**BOOT.options, "CONFIG_EXT4_FS": "ext4",
+                     "CONFIG_VIRTIO_CONSOLE": "virtio_console"},
+                    "a build inside the guest", "--build-in host")
 
 
 def parse_modules_dep(text: str) -> dict[str, tuple[str, list[str]]]:
@@ -253,16 +266,16 @@ def unpacked(path: Path) -> bytes:
     return data
 
 
-def boot_modules(config: dict[str, str], modules_dir: Path | None,
+def boot_modules(config: dict[str, str], modules_dir: Path | None, needs: Needs = BOOT,
                  ) -> tuple[tuple[str, bytes], ...]:
-    """The modules stage 1 inserts before it mounts the image: none when the kernel has
-    the options built in.  Raises ConfigError when an option is missing."""
-    wanted = [name for option, name in BOOT_OPTIONS.items() if config.get(option) == "m"]
-    missing = [o for o in BOOT_OPTIONS if config.get(o) not in ("y", "m")]
+    """The modules stage 1 inserts before it mounts the image (and, with GUEST_BUILD, the
+    build disk): none when the kernel has the options built in.  Raises ConfigError when
+    an option is missing."""
+    wanted = [name for option, name in needs.options.items() if config.get(option) == "m"]
+    missing = [o for o in needs.options if config.get(o) not in ("y", "m")]
     if missing:
-        raise ConfigError(f"the kernel lacks {', '.join(missing)}, which the guest's root "
-                          f"filesystem needs; build it with the minimal profile or pass "
-                          f"--rootfs initramfs")
+        raise ConfigError(f"the kernel lacks {', '.join(missing)}, which {needs.what} "
+                          f"needs; build it with the minimal profile or pass {needs.instead}")
     if not wanted:
         return ()
     dep_file = modules_dir / "modules.dep" if modules_dir else None

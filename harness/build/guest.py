@@ -98,7 +98,8 @@ def failure(steps: list[Step], dmesg: str, run_dir: Path, *, memory: str, disk: 
         if timed_out:
             # not a RunTimeout: no test was running (exit 8 all the same)
             return HarnessTimeout(f"guest build hung: step {broken.name} did not end before the "
-                              f"build deadline (raise it with --build-timeout)", log)
+                                  f"build deadline (raise it with --build-timeout; a guest "
+                                  f"short of memory ({memory}) stalls too: --memory)", log)
         return None  # the VM ended mid-step: the VM's own outcome says why
     killed = OOM_RE.search(dmesg)
     if killed:

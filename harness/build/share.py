@@ -14,8 +14,8 @@ What is shared:
   scripts/, include/, arch/x86/);
 - the kernel's build directory without objects, and what it reaches outside itself:
   the directories its Makefile includes (Debian's -common headers, a kbuild output
-  directory's source tree) and the targets of its symlinks (Debian's linux-kbuild
-  scripts and tools).
+  directory's source tree, of which only TREE_PATHS) and the targets of its symlinks
+  (Debian's linux-kbuild scripts and tools).
 
 mksquashfs 4.5.1's `-cpiostyle` (a file list on stdin) would avoid the staging
 directory, but it hangs on bookworm (seen here: no output, at 0%, with one or two
@@ -63,19 +63,30 @@ def _within(path: Path, roots: Iterable[Path]) -> bool:
 
 def kernel_roots(headers: Path) -> list[Path]:
     """The kernel's build directory and every directory it reaches outside itself, by
-    Makefile includes and symlinks, each once, resolved."""
+    Makefile includes and symlinks, each once, resolved; of a full source tree (a kbuild
+    output directory's), only what an external module build reads from it."""
     roots: list[Path] = []
+    seen: list[Path] = []
     pending = [headers.resolve()]
     while pending:
         root = pending.pop(0)
-        if _within(root, roots) or not root.is_dir():
+        if _within(root, seen) or not root.is_dir():
+            continue
+        seen.append(root)
+        if is_source_tree(root):
+            roots += tree_roots(root)
             continue
         roots.append(root)
         makefile = root / "Makefile"
         if makefile.is_file():
             pending += included_dirs(makefile.read_text(errors="replace"))
-        pending += [t for t in _link_targets(root) if not _within(t, roots)]
+        pending += [t for t in _link_targets(root) if not _within(t, seen)]
     return roots
+
+
+def is_source_tree(root: Path) -> bool:
+    """A whole kernel source tree (not a headers package, which has no kernel/)."""
+    return (root / "Kbuild").is_file() and (root / "kernel").is_dir()
 
 
 def _link_targets(root: Path) -> Iterator[Path]:
