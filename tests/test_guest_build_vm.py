@@ -86,15 +86,15 @@ def test_a_full_guest_build_disk_names_the_option(tmp_path: Path, cache: Path) -
     """A build disk too small for bpftool's objects: exit 22 naming --guest-disk, the
     step's log kept, no test result; the disk of this size is deleted afterwards."""
     out = tmp_path / "full"
-    code = cli.main(["run", "--build-in", "guest", "--guest-disk", "8M", "--out", str(out)])
+    code = cli.main(["run", "--build-in", "guest", "--guest-disk", "4M", "--out", str(out)])
     report = json.loads((out / "report.json").read_text())
     assert (code, report["verdict"], report["error"]) == (22, "error", "DiskFull"), report["reason"]
-    assert "build disk (8M) is full: raise it with --guest-disk" in report["reason"]
+    assert "build disk (4M) is full: raise it with --guest-disk" in report["reason"]
     failed = report["reason"].split("guest build ", 1)[1].split()[0]
     log = (out / f"build-{failed}.log").read_text()
     assert "No space left on device" in log
     assert report["subtests"] == []
-    for disk in (cache / "guest").glob("*/build-*-8M.ext4"):
+    for disk in (cache / "guest").glob("*/build-*-4M.ext4"):
         disk.unlink()
     shutil.rmtree(tmp_path, ignore_errors=True)
 
