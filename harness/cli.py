@@ -47,6 +47,8 @@ from harness.config import (
     VmSpec,
     default_cache,
 )
+from harness.container import command as image_cmd
+from harness.container import inside
 from harness.host import cache as cache_mod
 from harness.host import toolchain
 from harness.host.cache import Cache
@@ -121,6 +123,11 @@ EXITS: tuple[Exit, ...] = (
          errors.KernelSplat),
     Exit(22, "no space left on device (a build, a checkout, the run directory: the message "
              "names the directory and the space left)", Verdict.ERROR, errors.DiskFull),
+    Exit(23, "no Docker engine is reachable (`--in-container`, `harness image`: the message "
+             "says how to start one)", Verdict.ERROR, errors.EngineUnavailable),
+    Exit(24, "the Docker engine failed what the harness asked (importing the image, a "
+             "container that could not start): the message names it", Verdict.ERROR,
+         errors.EngineError),
     Exit(70, "internal error (a bug in harness; `traceback.txt` in the run directory)",
          Verdict.ERROR, errors.InternalError),
     Exit(130, "aborted by Ctrl-C, SIGTERM or SIGHUP (children ended, report written with "
@@ -131,6 +138,7 @@ EXIT_NO_TESTS, EXIT_BUILD, EXIT_BOOT, EXIT_TIMEOUT, EXIT_BAD_SERIES = 5, 6, 7, 8
 EXIT_APPLY, EXIT_BAD_OBJECT, EXIT_DRY_RUN, EXIT_COMMAND, EXIT_CONFIG = 10, 11, 12, 13, 14
 EXIT_INFRA, EXIT_BISECT_REFUSED, EXIT_BISECT_AMBIGUOUS = 15, 16, 17
 EXIT_PANIC, EXIT_VM_LOST, EXIT_SPLAT, EXIT_GUEST, EXIT_DISK_FULL = 18, 19, 20, 21, 22
+EXIT_NO_ENGINE, EXIT_ENGINE = 23, 24
 # `run --bisect`: what `git bisect run` understands (125 skip; 128 and up abort it).
 GIT_BISECT = {driver.Outcome.PASS: (0, "good"), driver.Outcome.FAIL: (1, "bad"),
               driver.Outcome.SKIP: (125, "skip"), driver.Outcome.ABORT: (128, "abort")}
@@ -288,6 +296,21 @@ def _add_run(sub: Subcommands) -> None:
         "(pass), 1 bad (fail), 125 skip (the commit cannot be judged: build failure, no "
         "boot, infrastructure), 128 abort (usage or internal error); see README, Bisecting")
     _panic_option(add, "with --bisect: ")
+    _container_option(add)
+
+
+def _container_option(add: Adder) -> None:
+    add("--in-container", action="store_true", help="run this command inside the hermetic "
+        "image (built or reused first; see README, Hermetic image): its inputs read-only, "
+        "the run directory written back, no network")
+
+
+def in_container(args: argparse.Namespace) -> int:
+    """The command, run inside the hermetic image instead of here."""
+    return inside.execute(args.command, args.argv, default_out=_default_out(),
+                          cache=Cache(Path(vars(args).get("cache") or default_cache())
+                                      .resolve()),
+                          accel=vars(args).get("accel"), progress=_progress)
 
 
 def _panic_option(add: Adder, when: str = "") -> None:
@@ -406,6 +429,7 @@ def _add_bisect(sub: Subcommands) -> None:
     add("--resume", type=Path, metavar="DIR", help="continue the interrupted bisection whose "
         "--out was DIR (its bisect.json); other options are taken from it")
     _run_options(add)
+    _container_option(add)
 
 
 def _positive(value: str) -> int:
@@ -434,6 +458,7 @@ def _add_series(sub: Subcommands) -> None:
     for a in (show, check):
         a.add_argument("src", help="mbox, format-patch dir, BASE..TIP (in --tree) or msg-id")
         _common_tree(a.add_argument, rev=a is check)
+        _container_option(a.add_argument)
     show.add_argument("--manifest", type=Path, help="compare with a patches/manifests file")
 
 
@@ -453,6 +478,7 @@ def _add_shadow(sub: Subcommands) -> None:
         "or the default tree)")
     add("--clang", help=f"clang for the layout check (default {DEFAULTS.toolchain.clang})")
     _common_tree(add, json=False)
+    _container_option(add)
 
 
 def _add_parse(sub: Subcommands) -> None:
@@ -505,6 +531,8 @@ def parser() -> argparse.ArgumentParser:
     _add_parse(sub)
     _add_kconfig(sub)
     _add_cache(sub)
+    image_cmd.register(_command(sub, "image", "build, show, prune, save or load the hermetic "
+                                "image (Docker engine, local only)", image_cmd.__doc__))
     return p
 
 
@@ -771,7 +799,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "bisect": cmd_bisect, "series": cmd_series, "shadow": cmd_shadow,
-    "parse": cmd_parse, "kconfig": cmd_kconfig, "cache": cmd_cache}
+    "parse": cmd_parse, "kconfig": cmd_kconfig, "cache": cmd_cache,
+    "image": image_cmd.cmd_image}
 
 
 def _raise_aborted(signum: int, _frame: FrameType | None) -> None:
@@ -806,6 +835,12 @@ def _where_to_dump(args: argparse.Namespace) -> Path:
         return Path(tempfile.gettempdir())
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    if vars(args).get("in_container"):
+        return in_container(args)
+    return HANDLERS[args.command](args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -818,7 +853,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _signals_abort():
         try:
             check_cache(Path(vars(args).get("cache") or default_cache()))
-            return HANDLERS[args.command](args)
+            return _dispatch(args)
         except errors.HarnessError as exc:
             print(f"harness: error: {exc.line()}", file=sys.stderr)
             if vars(args).get("bisect"):  # for git bisect run: abort, never "bad"

@@ -192,6 +192,14 @@ class BtfError(HarnessError):
     """Unreadable BTF: bad magic, truncated, an id out of range, a cycle."""
 
 
+class EngineUnavailable(HarnessError):
+    """No Docker engine is reachable (a run --in-container, `harness image`)."""
+
+
+class EngineError(HarnessError):
+    """The engine refused or failed what the harness asked (an image, a container)."""
+
+
 class ApplyError(HarnessError):
     """A patch of the series does not apply to the tree."""
 

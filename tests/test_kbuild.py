@@ -224,7 +224,7 @@ def test_counter_on_a_real_build_log() -> None:
 def _layout(root: Path) -> Cache:
     for d in ("trees/debian-x", "worktrees/debian-x-series", "build/debian-x/tools-1",
               "kbuild/debian-x/src", "kbuild/debian-x/out-abc", "kbuild/debian-x/config-abc",
-              "rootfs/runtime-abc", "guest/debian-x", "ccache", "logs"):
+              "rootfs/runtime-abc", "guest/debian-x", "image/abc", "ccache", "logs"):
         (root / d).mkdir(parents=True)
         (root / d / "f").write_bytes(b"x" * 4096)
     return Cache(root)
@@ -240,7 +240,8 @@ def test_cache_entries_and_their_locks(tmp_path: Path) -> None:
     assert found[("ccache", "ccache")] == ()
     assert found[("rootfs", "rootfs/runtime-abc")] == ("rootfs-runtime-abc",)
     assert found[("guest build disk", "guest/debian-x")] == ("guest-debian-x",)
-    assert len(found) == 10
+    assert found[("image work", "image/abc")] == ("image-abc",)
+    assert len(found) == 11
 
 
 def test_prune_keeps_trees_and_what_a_run_holds(tmp_path: Path) -> None:
@@ -250,8 +251,8 @@ def test_prune_keeps_trees_and_what_a_run_holds(tmp_path: Path) -> None:
         pruned = cache_mod.prune(cache, kinds)
     removed = {p.entry.path.name for p in pruned if p.removed}
     kept = {p.entry.path.name for p in pruned if not p.removed}
-    assert removed == {"debian-x-series", "tools-1", "runtime-abc", "debian-x", "ccache",
-                       "logs"}
+    assert removed == {"debian-x-series", "tools-1", "runtime-abc", "debian-x", "abc",
+                       "ccache", "logs"}
     assert kept == {"src", "out-abc", "config-abc"}
     assert all(p.kib >= 4 for p in pruned)
     assert (cache.root / "trees/debian-x").is_dir()

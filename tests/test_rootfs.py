@@ -9,6 +9,7 @@ import pytest
 
 from harness.boot import rootfs
 from harness.errors import ConfigError
+from harness.host.cache import Cache
 
 DEB822 = """\
 Types: deb
@@ -88,3 +89,20 @@ def test_boot_modules_missing_options_or_modules() -> None:
 def test_packages_file() -> None:
     assert rootfs.parse_packages("iproute2\t6.1.0-3\nkmod\t30+20221128-1\n") == {
         "iproute2": "6.1.0-3", "kmod": "30+20221128-1"}
+
+
+def test_a_read_only_store_is_used_before_the_cache(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hermetic image carries built root filesystems; the cache is not asked then."""
+    rec = rootfs.recipe(("runtime",), "http://deb.debian.org/debian")
+    cache = Cache(tmp_path / "cache")
+    assert rootfs.at(cache, rec).root == tmp_path / "cache/rootfs" / rec.key()
+    stored = tmp_path / "store" / rec.key()
+    stored.mkdir(parents=True)
+    monkeypatch.setenv(rootfs.STORE_ENV, str(tmp_path / "store"))
+    assert rootfs.at(cache, rec).root.parent == tmp_path / "cache/rootfs"  # not complete
+    (stored / "rootfs.squashfs").write_bytes(b"hsqs")
+    (stored / "packages.txt").write_text("iproute2\t6.1.0-3\n")
+    found = rootfs.ensure(rec, cache, tmp_path)
+    assert found.root == stored and found.packages() == {"iproute2": "6.1.0-3"}
+    assert not (tmp_path / "cache/rootfs").exists()  # nothing built

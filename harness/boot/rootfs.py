@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import lzma
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -47,7 +48,7 @@ TOOLCHAIN = Layer("toolchain", (
 ), "builds inside the guest: bpftool, libbpf, test modules, test_progs")
 IMAGE = Layer("image", (
     "qemu-system-x86", "busybox-static", "git", "cpio", "squashfs-tools", "debootstrap",
-    "python3-venv",
+    "python3-venv", "xz-utils", "e2fsprogs", "ccache",
 ), "the hermetic image that runs the harness itself")
 LAYERS = {layer.name: layer for layer in (RUNTIME, TOOLCHAIN, IMAGE)}
 # Not needed once installed, and a third of a minbase tree.
@@ -145,8 +146,17 @@ def parse_packages(text: str) -> dict[str, str]:
     return dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
 
 
+STORE_ENV = "HARNESS_ROOTFS_STORE"  # read-only built root filesystems (the hermetic image's)
+
+
 def at(cache: Cache, rec: Recipe) -> Rootfs:
-    """Where the recipe's root filesystem is (or will be) cached."""
+    """Where the recipe's root filesystem is: in the read-only store ($HARNESS_ROOTFS_STORE,
+    set in the hermetic image) when it holds it, else (built or to be built) in the cache."""
+    store = os.environ.get(STORE_ENV)
+    if store:
+        stored = Rootfs(Path(store) / rec.key(), rec.key())
+        if stored.image.is_file() and stored.packages_file.is_file():
+            return stored
     return Rootfs(cache.root / "rootfs" / rec.key(), rec.key())
 
 
@@ -157,7 +167,7 @@ def ensure(rec: Recipe, cache: Cache, log_dir: Path, progress: Callable[[str], N
     says so."""
     key = rec.key()
     found = at(cache, rec)
-    if _intact(found):
+    if _intact(found) or not found.root.is_relative_to(cache.root):  # the store's: as is
         return found
     with cache.lock(f"rootfs-{key}", progress):
         if _intact(found):

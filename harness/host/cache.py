@@ -60,6 +60,7 @@ LAYOUT: tuple[tuple[str, str, Locks], ...] = (
     ("kernel build", "kbuild/*/out-*", lambda p: (f"kbuild-{p.parent.name}",)),
     ("rootfs", "rootfs/*", lambda p: (f"rootfs-{p.name}",)),
     ("guest build disk", "guest/*", lambda p: (f"guest-{p.name}",)),  # --build-in guest
+    ("image work", "image/*", lambda p: (f"image-{p.name}",)),  # the hermetic image's build
     ("ccache", "ccache", lambda p: ()),  # ccache copes with its store going away
     ("logs", "logs", lambda p: ()),
 )

@@ -6,6 +6,7 @@ report.json and junit.xml from it and chooses the exit code.  Nothing here runs 
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import signal
@@ -22,6 +23,7 @@ from harness.boot.rootfs import Rootfs
 from harness.boot.vm import Accel
 from harness.boot.vm import Outcome as VmOutcome
 from harness.build.discover import Plan
+from harness.container import recipe
 from harness.errors import GuestError, HarnessError, InfraError, SelectionError, tail
 from harness.outcome import infra
 from harness.outcome.compare import Change, Compared
@@ -202,6 +204,9 @@ class Common:
     exit_code: int | None = None  # set by cli.finish
     started: str = field(default_factory=_now)
     host: str = field(default_factory=platform.node)
+    # the hermetic image the command ran in (--in-container): tag, id, package versions
+    image: dict[str, object] | None = field(
+        default_factory=lambda: recipe.current(dict(os.environ)))
 
     def broke(self, error: HarnessError, reason: str | None = None) -> None:
         self.verdict, self.error = Verdict.ERROR, error
@@ -213,7 +218,8 @@ class Common:
     def head(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "verdict": self.verdict.value, "reason": self.reason,
                 "exit_code": self.exit_code, "error": type(self.error).__name__
-                if self.error else None, "started": self.started, "host": self.host}
+                if self.error else None, "started": self.started, "host": self.host,
+                "image": self.image}
 
 
 @dataclass

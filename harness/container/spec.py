@@ -1,0 +1,141 @@
+"""What a container that runs the harness is made of: a pure description (issue 14).
+
+`harness run --in-container` (and `series`, `bisect`, `shadow --verify`) starts the same
+command inside the hermetic image.  What the container may see is decided here, from
+the command line alone, before any engine is asked:
+
+- every existing absolute path the command names (the tree, a series, a kernel image, a
+  headers directory, a BPF object, an `@file` list) is bind-mounted read-only at the same
+  path, so the command inside reads its own argv unchanged;
+- the run directory (`--out`) is bind-mounted read-write at the same path, so the run
+  writes its files back to the host with the same layout;
+- the harness cache is a named volume (builds and trees survive the container);
+- `/dev/kvm` is passed only when KVM is selected, and networking is always disabled;
+- the host's `/boot`, `/usr/src` and `/lib/modules` are never mounted: the kernel the
+  gate boots comes from the image.
+
+Learned from how CI systems describe jobs as data (GitLab's and Kubernetes' job specs):
+the description is built and checked without an engine, and only `engine.py` turns it
+into SDK calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+
+CACHE = "/var/cache/harness"  # the cache volume, inside the container
+OUTPUT_OPTIONS = frozenset({"--out"})  # the run directory: mounted read-write
+# Never mounted: the gate's kernel, headers and modules come from the image.
+HOST_ONLY = (Path("/boot"), Path("/usr/src"), Path("/lib/modules"), Path("/usr/lib/modules"))
+LABEL = "org.harness.run"  # every container and volume the harness creates carries it
+KVM = "/dev/kvm"
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # a host path (bind) or a volume name
+    target: str
+    read_only: bool
+    kind: str = "bind"  # or "volume"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    image: str
+    command: tuple[str, ...]
+    mounts: tuple[Mount, ...]
+    devices: tuple[str, ...] = ()
+    environment: dict[str, str] = field(default_factory=dict)
+    working_dir: str = "/"
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the SDK's containers.create (mounts as plain dicts)."""
+        return {
+            "image": self.image, "command": list(self.command),
+            "network_disabled": True, "network_mode": "none",
+            "mounts": [{"Type": m.kind, "Source": m.source, "Target": m.target,
+                        "ReadOnly": m.read_only} for m in self.mounts],
+            "devices": [f"{d}:{d}:rwm" for d in self.devices],
+            "environment": dict(self.environment), "working_dir": self.working_dir,
+            "labels": {LABEL: "1"}, "detach": True,
+        }
+
+
+def path_arguments(argv: Sequence[str]) -> tuple[list[Path], list[Path]]:
+    """The paths argv reads and writes: the value of an OUTPUT_OPTION is written; every
+    other argument (an option's value, `--opt=value`, an `@file` list, a positional
+    argument) that is an absolute path that exists is read.  The CLI makes the paths
+    it is given absolute first; `--kernel build` and test names are not paths."""
+    reads: list[Path] = []
+    writes: list[Path] = []
+    items = list(argv)
+    for i, arg in enumerate(items):
+        name, eq, inline = arg.partition("=")
+        if name in OUTPUT_OPTIONS:
+            value = inline if eq else (items[i + 1] if i + 1 < len(items) else "")
+            writes.append(Path(value))
+            continue
+        if i > 0 and items[i - 1] in OUTPUT_OPTIONS:
+            continue
+        value = (inline if eq and name.startswith("--") else arg).lstrip("@")
+        path = Path(value)
+        if value and path.is_absolute() and path.exists():
+            reads.append(path)
+    return reads, writes
+
+
+def inner_command(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command inside: the same arguments, without --in-container, on the volume."""
+    kept = [a for a in argv if a != "--in-container"]
+    return ("harness", *kept, "--cache", CACHE)
+
+
+def build(image: str, argv: Sequence[str], cache_volume: str, accel: str,
+          environment: dict[str, str] | None = None) -> ContainerSpec:
+    """The container for `harness <argv>`: argv's paths must be absolute (the CLI makes
+    them so); a path under /boot, /usr/src or /lib/modules is a UsageError."""
+    reads, writes = path_arguments(argv)
+    for path in [*reads, *writes]:
+        if any(path == h or h in path.parents for h in HOST_ONLY):
+            raise UsageError(f"{path}: a run in the container never mounts the host's "
+                             f"{', '.join(map(str, HOST_ONLY[:3]))} (its kernel comes from "
+                             f"the image); copy the file elsewhere or run without "
+                             f"--in-container")
+    mounts = [Mount(str(p), str(p), read_only=True) for p in dict.fromkeys(reads)]
+    mounts += [Mount(str(p), str(p), read_only=False) for p in dict.fromkeys(writes)]
+    mounts.append(Mount(cache_volume, CACHE, read_only=False, kind="volume"))
+    env = {"HARNESS_ACCEL": accel, **(environment or {})}
+    return ContainerSpec(image=image, command=inner_command(argv), mounts=tuple(mounts),
+                         devices=(KVM,) if accel == "kvm" else (), environment=env)
+
+
+def absolute(argv: Sequence[str], cwd: Path, default_out: Path) -> list[str]:
+    """argv as the container must get it: every argument naming an existing path (an
+    option's value, `--opt=value`, an `@file`, a positional one) made absolute from
+    `cwd`, and the run directory always absolute (default_out when none is given)."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        after_out = i > 0 and argv[i - 1] in OUTPUT_OPTIONS
+        name, eq, value = arg.partition("=")
+        if eq and name.startswith("--"):
+            out.append(f"{name}={_resolved(value, cwd, force=name in OUTPUT_OPTIONS)}")
+        else:
+            out.append(_resolved(arg, cwd, force=after_out))
+    if not any(a in OUTPUT_OPTIONS or a.partition("=")[0] in OUTPUT_OPTIONS for a in argv):
+        out += ["--out", str(cwd / default_out)]
+    return out
+
+
+def _resolved(value: str, cwd: Path, force: bool) -> str:
+    at = "@" if value.startswith("@") else ""
+    path = Path(value[len(at):])
+    if not value or value.startswith("-") or path.is_absolute():
+        return value
+    if force or (cwd / path).exists():
+        return at + str((cwd / path).resolve())
+    return value

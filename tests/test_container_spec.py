@@ -1,0 +1,76 @@
+"""What a container running the harness may see (pure: no engine is asked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.container import spec
+from harness.errors import UsageError
+
+
+def _spec(tmp_path: Path, *argv: str, accel: str = "tcg") -> spec.ContainerSpec:
+    return spec.build("harness:abc", ["run", *argv], "harness-cache", accel)
+
+
+def test_inputs_read_only_at_their_path_the_run_directory_written_back(tmp_path: Path) -> None:
+    tree, series = tmp_path / "linux", tmp_path / "s.mbox"
+    tree.mkdir()
+    series.write_text("mail\n")
+    out = tmp_path / "out"  # not there yet: created by the engine before the container
+    s = _spec(tmp_path, "--tree", str(tree), f"--series={series}", "--tests",
+              "struct_ops_module", "--out", str(out), "--kernel", "build")
+    assert s.mounts == (
+        spec.Mount(str(tree), str(tree), read_only=True),
+        spec.Mount(str(series), str(series), read_only=True),
+        spec.Mount(str(out), str(out), read_only=False),
+        spec.Mount("harness-cache", spec.CACHE, read_only=False, kind="volume"))
+    assert s.command == ("harness", "run", "--tree", str(tree), f"--series={series}",
+                         "--tests", "struct_ops_module", "--out", str(out), "--kernel",
+                         "build", "--cache", spec.CACHE)
+
+
+def test_networking_disabled_and_kvm_only_when_selected(tmp_path: Path) -> None:
+    tcg = _spec(tmp_path).create_kwargs()
+    assert (tcg["network_disabled"], tcg["network_mode"]) == (True, "none")
+    assert tcg["devices"] == [] and tcg["environment"] == {"HARNESS_ACCEL": "tcg"}
+    assert tcg["labels"] == {spec.LABEL: "1"}
+    kvm = _spec(tmp_path, accel="kvm").create_kwargs()
+    assert kvm["devices"] == ["/dev/kvm:/dev/kvm:rwm"] and kvm["network_mode"] == "none"
+
+
+def test_the_flag_itself_is_not_passed_on(tmp_path: Path) -> None:
+    assert _spec(tmp_path, "--in-container").command == ("harness", "run", "--cache",
+                                                         spec.CACHE)
+
+
+def test_objects_and_lists_given_by_position_or_at_file(tmp_path: Path) -> None:
+    obj, allow = tmp_path / "x.bpf.o", tmp_path / "allow.txt"
+    obj.write_bytes(b"\x7fELF")
+    allow.write_text("struct_ops\n")
+    reads, writes = spec.path_arguments(["shadow", "--verify", str(obj), "--allow",
+                                         f"@{allow}", "relative.o", "/no/such/file"])
+    assert (reads, writes) == ([obj, allow], [])
+
+
+@pytest.mark.parametrize("host_path", ["/boot", "/usr/src", "/lib/modules"])
+def test_host_kernel_paths_are_never_mounted(tmp_path: Path, host_path: str) -> None:
+    assert Path(host_path).is_dir()  # Debian's kernel packages (bootstrap) put them there
+    with pytest.raises(UsageError, match="never mounts the host's /boot, /usr/src"):
+        _spec(tmp_path, "--kernel", host_path)
+    with pytest.raises(UsageError, match="never mounts"):
+        _spec(tmp_path, "--out", f"{host_path}/run")
+
+
+def test_paths_made_absolute_for_the_container(tmp_path: Path) -> None:
+    (tmp_path / "linux").mkdir()
+    (tmp_path / "allow.txt").write_text("x\n")
+    argv = ["run", "--tree", "linux", "--allow", "@allow.txt", "--tests", "struct_ops",
+            "--out=r1", "--kernel", "build"]
+    assert spec.absolute(argv, tmp_path, Path("harness-runs/x")) == [
+        "run", "--tree", str(tmp_path / "linux"), "--allow", f"@{tmp_path}/allow.txt",
+        "--tests", "struct_ops", f"--out={tmp_path}/r1", "--kernel", "build"]
+    # no --out: the default is decided on the host, where the files must come back
+    assert spec.absolute(["run"], tmp_path, Path("harness-runs/x")) == [
+        "run", "--out", str(tmp_path / "harness-runs/x")]
