@@ -48,7 +48,7 @@ from harness.config import (
     default_cache,
 )
 from harness.container import command as image_cmd
-from harness.container import inside
+from harness.container import inside, spec
 from harness.host import cache as cache_mod
 from harness.host import toolchain
 from harness.host.cache import Cache
@@ -306,11 +306,34 @@ def _container_option(add: Adder) -> None:
 
 
 def in_container(args: argparse.Namespace) -> int:
-    """The command, run inside the hermetic image instead of here."""
-    return inside.execute(args.command, args.argv, default_out=_default_out(),
-                          cache=Cache(Path(vars(args).get("cache") or default_cache())
-                                      .resolve()),
-                          accel=vars(args).get("accel"), progress=_progress)
+    """The command, run inside the hermetic image instead of here.  A `run` that fails
+    before its container does (no engine, the image's build, its inputs) still leaves
+    its report in the run directory."""
+    default_out = _default_out()
+    try:
+        return inside.execute([args.command, *args.argv], grammar(args),
+                              default_out=default_out,
+                              cache=Cache(Path(vars(args).get("cache") or default_cache())
+                                          .resolve()),
+                              accel=vars(args).get("accel"), progress=_progress)
+    except errors.HarnessError as exc:
+        if args.command != "run" or isinstance(exc, errors.UsageError):
+            raise  # a bad --out among them: no report is written anywhere
+        rep = RunReport(run_dir=Path(args.out or default_out).resolve())
+        rep.broke(exc)
+        prepare_run_dir(rep.run_dir)
+        return finish(rep, args.json)
+
+
+def grammar(args: argparse.Namespace) -> spec.Grammar:
+    """The parsed command's words (command, action) and the options that take a value."""
+    p: argparse.ArgumentParser = parser()
+    words = [args.command] + ([args.action] if vars(args).get("action") else [])
+    for word in words:
+        p = next(a for a in p._actions
+                 if isinstance(a, argparse._SubParsersAction)).choices[word]
+    return spec.Grammar(leading=len(words), takes_value=frozenset(
+        o for a in p._actions for o in a.option_strings if a.nargs != 0))
 
 
 def _panic_option(add: Adder, when: str = "") -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.container import image, recipe
+from harness.errors import BuildError
 
 ROOT = Path(__file__).resolve().parents[1]
 REC = recipe.make("http://deb.debian.org/debian",
@@ -81,11 +82,34 @@ def test_the_hosts_apt_sources_reach_the_tree(tmp_path: Path) -> None:
     etc, tree = tmp_path / "etc", tmp_path / "tree"
     (etc / "apt/sources.list.d").mkdir(parents=True)
     (etc / "apt/sources.list.d/debian.sources").write_text("Suites: bookworm-security\n")
+    (etc / "apt/keyrings").mkdir()
+    (etc / "apt/keyrings/extra.gpg").write_bytes(b"key")
     (etc / "resolv.conf").write_text("nameserver 10.0.0.1\n")
     (tree / "etc").mkdir(parents=True)
     (tree / "etc/resolv.conf").symlink_to("/run/systemd/resolve/stub-resolv.conf")
     image.host_apt(tree, etc)
     assert (tree / "etc/apt/sources.list.d/debian.sources").read_text() == (
         "Suites: bookworm-security\n")
+    assert (tree / "etc/apt/keyrings/extra.gpg").read_bytes() == b"key"
     assert not (tree / "etc/resolv.conf").is_symlink()
     assert (tree / "etc/resolv.conf").read_text() == "nameserver 10.0.0.1\n"
+
+
+def test_every_unmount_is_tried_and_a_mounted_tree_is_never_deleted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[list[str]] = []
+
+    def run(argv: list[str]) -> None:
+        ran.append(argv)
+        if argv[0] == "umount" and argv[-1].endswith("dev"):
+            raise RuntimeError("umount: target is busy")
+
+    with pytest.raises(RuntimeError, match="busy"), image.mounted(image.Pseudo(tmp_path), run):
+        pass
+    assert [a[-1] for a in ran if a[0] == "umount"] == [
+        str(tmp_path / p) for p in ("dev", "sys", "proc")]  # sys and proc still tried
+    (tmp_path / "dev").mkdir()
+    monkeypatch.setattr("os.path.ismount", lambda p: str(p).endswith("dev"))
+    with pytest.raises(BuildError, match=r"dev still mounted: the image's work tree"):
+        image.remove_tree(tmp_path)
+    assert (tmp_path / "dev").is_dir()  # left as it is

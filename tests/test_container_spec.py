@@ -34,7 +34,7 @@ def test_inputs_read_only_at_their_path_the_run_directory_written_back(tmp_path:
 def test_networking_disabled_and_kvm_only_when_selected(tmp_path: Path) -> None:
     tcg = _spec(tmp_path).create_kwargs()
     assert (tcg["network_disabled"], tcg["network_mode"]) == (True, "none")
-    assert tcg["devices"] == [] and tcg["environment"] == {"HARNESS_ACCEL": "tcg"}
+    assert tcg["devices"] == [] and tcg["environment"]["HARNESS_ACCEL"] == "tcg"
     assert tcg["labels"] == {spec.LABEL: "1"}
     kvm = _spec(tmp_path, accel="kvm").create_kwargs()
     assert kvm["devices"] == ["/dev/kvm:/dev/kvm:rwm"] and kvm["network_mode"] == "none"
@@ -63,14 +63,46 @@ def test_host_kernel_paths_are_never_mounted(tmp_path: Path, host_path: str) -> 
         _spec(tmp_path, "--out", f"{host_path}/run")
 
 
+RUN = spec.Grammar(leading=1, takes_value=frozenset(
+    {"--tree", "--allow", "--tests", "--out", "--kernel", "--cache", "--resume"}))
+
+
 def test_paths_made_absolute_for_the_container(tmp_path: Path) -> None:
-    (tmp_path / "linux").mkdir()
+    for name in ("linux", "run", "build", "verifier"):
+        (tmp_path / name).mkdir()
     (tmp_path / "allow.txt").write_text("x\n")
-    argv = ["run", "--tree", "linux", "--allow", "@allow.txt", "--tests", "struct_ops",
-            "--out=r1", "--kernel", "build"]
-    assert spec.absolute(argv, tmp_path, Path("harness-runs/x")) == [
+    argv = ["run", "--tree", "linux", "--allow", "@allow.txt", "--tests", "verifier",
+            "--out=r1", "--kernel", "build", "--cache", "mycache"]
+    assert spec.absolute(argv, tmp_path, Path("harness-runs/x"), RUN) == [
         "run", "--tree", str(tmp_path / "linux"), "--allow", f"@{tmp_path}/allow.txt",
-        "--tests", "struct_ops", f"--out={tmp_path}/r1", "--kernel", "build"]
+        "--tests", "verifier", f"--out={tmp_path}/r1", "--kernel", "build"]
     # no --out: the default is decided on the host, where the files must come back
-    assert spec.absolute(["run"], tmp_path, Path("harness-runs/x")) == [
+    assert spec.absolute(["run"], tmp_path, Path("harness-runs/x"), RUN) == [
         "run", "--out", str(tmp_path / "harness-runs/x")]
+
+
+def test_a_resumed_bisection_writes_its_own_directory(tmp_path: Path) -> None:
+    argv = spec.absolute(["bisect", "--resume", "b1"], tmp_path, Path("x"), RUN)
+    assert argv == ["bisect", "--resume", str(tmp_path / "b1")]  # no default --out
+    assert spec.path_arguments(argv) == ([], [tmp_path / "b1"])
+
+
+def test_positional_paths_and_the_action_word(tmp_path: Path) -> None:
+    (tmp_path / "show").mkdir()
+    (tmp_path / "s.mbox").write_text("mail\n")
+    series = spec.Grammar(leading=2, takes_value=frozenset({"--tree"}))
+    assert spec.absolute(["series", "show", "s.mbox", "v6.12..HEAD"], tmp_path, Path("x"),
+                         series) == ["series", "show", str(tmp_path / "s.mbox"), "v6.12..HEAD"]
+
+
+@pytest.mark.parametrize("path", ["/", "/usr", "/usr/src/linux-headers-x"])
+def test_parents_of_host_kernel_paths_are_refused_too(tmp_path: Path, path: str) -> None:
+    with pytest.raises(UsageError, match="never mounts"):
+        _spec(tmp_path, "--out", path)
+
+
+def test_the_flag_or_its_abbreviation_is_not_passed_on_and_git_trusts_the_tree() -> None:
+    assert spec.inner_command(["run", "--in-cont", "--tests", "x"]) == (
+        "harness", "run", "--tests", "x", "--cache", spec.CACHE)
+    env = spec.build("t", ["run"], "v", "tcg").environment
+    assert (env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_VALUE_0"]) == ("safe.directory", "*")

@@ -6,9 +6,11 @@ import lzma
 from pathlib import Path
 
 import pytest
+from fakes import FakeProcs
 
 from harness.boot import rootfs
-from harness.errors import ConfigError
+from harness.errors import BuildError, ConfigError
+from harness.host import proc
 from harness.host.cache import Cache
 
 DEB822 = """\
@@ -106,3 +108,20 @@ def test_a_read_only_store_is_used_before_the_cache(tmp_path: Path,
     found = rootfs.ensure(rec, cache, tmp_path)
     assert found.root == stored and found.packages() == {"iproute2": "6.1.0-3"}
     assert not (tmp_path / "cache/rootfs").exists()  # nothing built
+
+
+def test_a_package_debian_does_not_have_is_a_build_error_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """debootstrap's own words (captured from a real run on bookworm) become exit 6."""
+    monkeypatch.setattr("shutil.which", lambda tool: f"/usr/sbin/{tool}")
+    said = ("I: Checking component main on http://deb.debian.org/debian...\n"
+            "E: Couldn't find these debs: harness-no-such-package\n")
+    rec = rootfs.recipe(("runtime",), "http://deb.debian.org/debian")
+    cache = Cache(tmp_path / "cache")
+    with proc.using(FakeProcs().on("debootstrap", rc=1, output=said)), \
+            pytest.raises(BuildError, match=r"\(runtime\) names packages Debian bookworm does "
+                          r"not have: harness-no-such-package; fix the recipe") as caught:
+        rootfs.ensure(rec, cache, tmp_path)
+    assert caught.value.log == tmp_path / "build-rootfs.log"
+    assert not (tmp_path / "cache/rootfs").exists() or not any(
+        (tmp_path / "cache/rootfs").iterdir())  # no half-built entry left

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError, ToolchainError
+from harness.errors import BuildError, ConfigError, ProcError, ToolchainError
 from harness.host import proc
 from harness.host.cache import Cache
 
@@ -202,6 +202,9 @@ def _squash(tree: Path, root: Path, log_dir: Path) -> None:
     (root / DIGEST).write_text(_sha256(image) + "\n")
 
 
+MISSING_DEBS_RE = re.compile(r"Couldn't find these debs: ([^\n]+)")
+
+
 def _build(rec: Recipe, dest: Rootfs, log_dir: Path) -> None:
     for tool in ("debootstrap", "mksquashfs"):
         if shutil.which(tool) is None:
@@ -211,9 +214,19 @@ def _build(rec: Recipe, dest: Rootfs, log_dir: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
     tree = work / "tree"
     tree.mkdir(parents=True)
-    proc.run(["debootstrap", "--variant=minbase", f"--include={','.join(rec.packages)}",
-              rec.suite, str(tree), rec.mirror], log=log_dir / "build-rootfs.log",
-             timeout=1800)
+    try:
+        proc.run(["debootstrap", "--variant=minbase", f"--include={','.join(rec.packages)}",
+                  rec.suite, str(tree), rec.mirror], log=log_dir / "build-rootfs.log",
+                 timeout=1800)
+    except ProcError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        missing = MISSING_DEBS_RE.search(exc.output)
+        if missing is None:
+            raise
+        raise BuildError(f"the root filesystem recipe ({'+'.join(x.name for x in rec.layers)}"
+                         f") names packages Debian {rec.suite} does not have: {missing[1]}; "
+                         f"fix the recipe's layers in harness/boot/rootfs.py",
+                         exc.log) from exc
     for sub in PRUNED:
         shutil.rmtree(tree / sub, ignore_errors=True)
     versions = proc.capture(["dpkg-query", f"--admindir={tree}/var/lib/dpkg", "-W",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import os
 import shutil
 import sys
 import time
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING
 from harness import bootstrap
 from harness.boot import rootfs
 from harness.container import engine, recipe
-from harness.errors import ToolchainError
+from harness.errors import BuildError, ToolchainError
 from harness.host import proc
 from harness.host.cache import Cache
 
@@ -50,6 +51,7 @@ WHEELS = "/tmp/harness-wheels"
 PSEUDO = ("proc", "sys", "dev")
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
 STEP_TIMEOUT = 3600.0
+APT_DIRS = ("apt/sources.list.d", "apt/keyrings", "apt/trusted.gpg.d")
 RunArgv = Callable[[list[str]], None]  # runs one argv (proc.run with the build log)
 LAUNCHER = f"""#!{VENV}/bin/python
 import sys
@@ -116,8 +118,8 @@ class Pseudo:
 
 @contextlib.contextmanager
 def mounted(pseudo: Pseudo, run: RunArgv) -> Iterator[None]:
-    """/proc, /sys and /dev inside the tree for the block; unmounted however it ends
-    (an unmount failure is not hidden behind the block's own error)."""
+    """/proc, /sys and /dev inside the tree for the block; every one that was mounted is
+    unmounted however the block ends, each tried even when another's unmount fails."""
     done: list[list[str]] = []
     try:
         for argv, undo in zip(pseudo.mounts(), reversed(pseudo.umounts()), strict=True):
@@ -125,8 +127,24 @@ def mounted(pseudo: Pseudo, run: RunArgv) -> Iterator[None]:
             done.append(undo)
         yield
     finally:
+        failed: list[BaseException] = []
         for undo in reversed(done):
-            run(undo)
+            try:
+                run(undo)
+            except Exception as exc:  # the others are still unmounted
+                failed.append(exc)
+        if failed:
+            raise failed[0]
+
+
+def remove_tree(tree: Path) -> None:
+    """Delete a work tree, never through a pseudo file system still mounted in it (the
+    host's /dev, /sys, /proc): then it is left, and the error says so."""
+    live = [str(tree / p) for p in PSEUDO if os.path.ismount(tree / p)]
+    if live:
+        raise BuildError(f"{', '.join(live)} still mounted: the image's work tree {tree} "
+                         f"is left as it is; umount them, then delete it")
+    shutil.rmtree(tree, ignore_errors=True)
 
 
 DEPENDENCIES = ("pyelftools", "unidiff", "kconfiglib")  # pyproject's, for the image's venv
@@ -160,8 +178,7 @@ def assemble(rec: recipe.ImageRecipe, *, root: Path, base: Path, store: list[Pat
     rootfs.ensure left it, never written), the kernel layer, the harness and the guest
     root filesystems in `store`; its package list written in it.  `run` runs each argv."""
     tree = work / "tree"
-    if tree.exists():
-        shutil.rmtree(tree)
+    remove_tree(tree)
     run(["cp", "-a", "--reflink=auto", str(base), str(tree)])
     host_apt(tree)
     with mounted(Pseudo(tree), run):
@@ -181,9 +198,11 @@ def assemble(rec: recipe.ImageRecipe, *, root: Path, base: Path, store: list[Pat
 
 def host_apt(tree: Path, etc: Path = Path("/etc")) -> None:
     """The host's apt sources (the kernel layer is in bookworm-security, beside the
-    mirror debootstrap used) and name resolution, for apt inside the tree."""
-    for rel in ["apt/sources.list", *(str(p.relative_to(etc)) for p in
-                                       sorted((etc / "apt/sources.list.d").glob("*")))]:
+    mirror debootstrap used) with the keys they name, and name resolution, for apt
+    inside the tree."""
+    listed = [etc / "apt/sources.list", *(p for d in APT_DIRS
+                                          for p in sorted((etc / d).glob("*")))]
+    for rel in (str(p.relative_to(etc)) for p in listed):
         if (etc / rel).is_file():
             (tree / "etc" / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(etc / rel, tree / "etc" / rel)
@@ -216,9 +235,10 @@ def ensure(client: DockerClient, rec: recipe.ImageRecipe, *, cache: Cache, root:
         return Built(rec.tag, found, reused=True, seconds=0.0)
     with cache.lock(f"image-{rec.key()}", progress):
         found = engine.image_id(client, rec.tag)
-        if found is None:
-            found = _build(client, rec, cache=cache, root=root, log_dir=log_dir,
-                           progress=progress)
+        if found is not None:  # another harness built it while this one waited
+            return Built(rec.tag, found, reused=True, seconds=0.0)
+        found = _build(client, rec, cache=cache, root=root, log_dir=log_dir,
+                       progress=progress)
     return Built(rec.tag, found, reused=False, seconds=round(time.monotonic() - start, 1))
 
 
@@ -241,8 +261,8 @@ def _build(client: DockerClient, rec: recipe.ImageRecipe, *, cache: Cache, root:
         tar = tarball(tree, work / "rootfs.tar", run)
         return engine.import_tar(client, tar, rec.tag, image_changes(rec))
     finally:
-        shutil.rmtree(work / "tree", ignore_errors=True)
         (work / "rootfs.tar").unlink(missing_ok=True)
+        remove_tree(work / "tree")
 
 
 def packages_in(client: DockerClient, tag: str) -> dict[str, str]:

@@ -9,14 +9,16 @@ status is the command's.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
-from harness.container import engine, image, spec
+from harness.container import engine, image, recipe, spec
 from harness.container.command import ROOT
-from harness.errors import TreeError
+from harness.errors import TreeError, UsageError
 from harness.host.cache import Cache
 
 CACHE_VOLUME = "harness-cache"
@@ -39,21 +41,29 @@ def accel_for(requested: str | None) -> str:
     return "tcg"
 
 
-def execute(command: str, argv: list[str], *, cache: Cache, default_out: Path,
+def execute(argv: list[str], grammar: spec.Grammar, *, cache: Cache, default_out: Path,
             accel: str | None, progress: Callable[[str], None]) -> int:
-    full = spec.absolute([command, *argv], Path.cwd(), default_out)
+    """`harness <argv>` in the image: everything that can be wrong with the command line
+    is found before the engine is asked or the image built."""
+    full = spec.absolute(argv, Path.cwd(), default_out, grammar)
+    chosen = accel_for(accel)
+    if chosen == "kvm" and not Path(spec.KVM).exists():
+        raise UsageError(f"--accel kvm: {spec.KVM} is not available; use --accel tcg")
+    s = spec.build(recipe.REPOSITORY, full, CACHE_VOLUME, chosen)  # its UsageErrors first
     check_tree(full)
     client = engine.connect()
-    rec = image.resolve(ROOT)
-    built = image.ensure(client, rec, cache=cache, root=ROOT, log_dir=cache.logs(),
-                         progress=progress)
+    built = image.ensure(client, image.resolve(ROOT), cache=cache, root=ROOT,
+                         log_dir=cache.logs(), progress=progress)
     progress(f"image {built.tag} ({built.id[:19]}): "
              f"{'reused' if built.reused else f'built in {built.seconds:.0f} s'}")
-    s = spec.build(built.tag, full, CACHE_VOLUME, accel_for(accel),
-                   {"HARNESS_IMAGE": f"{built.tag} {built.id}"})
-    return engine.run(client, s, _echo)
+    s = dataclasses.replace(s, image=built.tag, environment={
+        **s.environment, recipe.IMAGE_ENV: f"{built.tag} {built.id}"})
+    return engine.run(client, s, _echo(sys.stdout), _echo(sys.stderr))
 
 
-def _echo(chunk: bytes) -> None:
-    sys.stdout.buffer.write(chunk)
-    sys.stdout.flush()
+def _echo(stream: TextIO) -> engine.Sink:
+    def write(chunk: bytes) -> None:
+        stream.buffer.write(chunk)
+        stream.flush()
+
+    return write

@@ -29,7 +29,8 @@ from typing import Any
 from harness.errors import UsageError
 
 CACHE = "/var/cache/harness"  # the cache volume, inside the container
-OUTPUT_OPTIONS = frozenset({"--out"})  # the run directory: mounted read-write
+# What the command writes: the run directory, a bisection's directory (mounted read-write).
+OUTPUT_OPTIONS = frozenset({"--out", "--resume"})
 # Never mounted: the gate's kernel, headers and modules come from the image.
 HOST_ONLY = (Path("/boot"), Path("/usr/src"), Path("/lib/modules"), Path("/usr/lib/modules"))
 LABEL = "org.harness.run"  # every container and volume the harness creates carries it
@@ -90,9 +91,16 @@ def path_arguments(argv: Sequence[str]) -> tuple[list[Path], list[Path]]:
 
 
 def inner_command(argv: Sequence[str]) -> tuple[str, ...]:
-    """The command inside: the same arguments, without --in-container, on the volume."""
-    kept = [a for a in argv if a != "--in-container"]
+    """The command inside: the same arguments without --in-container (or an abbreviation
+    argparse took for it), on the volume."""
+    kept = [a for a in argv if not (len(a) > len("--in") and "--in-container".startswith(a))]
     return ("harness", *kept, "--cache", CACHE)
+
+
+def _host_only(path: Path) -> bool:
+    """The path is, holds or lies under one of HOST_ONLY (symbolic links followed)."""
+    real = path.resolve()
+    return any(real == h or h in real.parents or real in h.parents for h in HOST_ONLY)
 
 
 def build(image: str, argv: Sequence[str], cache_volume: str, accel: str,
@@ -101,7 +109,7 @@ def build(image: str, argv: Sequence[str], cache_volume: str, accel: str,
     them so); a path under /boot, /usr/src or /lib/modules is a UsageError."""
     reads, writes = path_arguments(argv)
     for path in [*reads, *writes]:
-        if any(path == h or h in path.parents for h in HOST_ONLY):
+        if _host_only(path):
             raise UsageError(f"{path}: a run in the container never mounts the host's "
                              f"{', '.join(map(str, HOST_ONLY[:3]))} (its kernel comes from "
                              f"the image); copy the file elsewhere or run without "
@@ -109,33 +117,79 @@ def build(image: str, argv: Sequence[str], cache_volume: str, accel: str,
     mounts = [Mount(str(p), str(p), read_only=True) for p in dict.fromkeys(reads)]
     mounts += [Mount(str(p), str(p), read_only=False) for p in dict.fromkeys(writes)]
     mounts.append(Mount(cache_volume, CACHE, read_only=False, kind="volume"))
-    env = {"HARNESS_ACCEL": accel, **(environment or {})}
+    # git refuses a repository another user owns ("dubious ownership"); the tree is the
+    # user's and read-only here
+    env = {"HARNESS_ACCEL": accel, "GIT_CONFIG_COUNT": "1",
+           "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*",
+           **(environment or {})}
     return ContainerSpec(image=image, command=inner_command(argv), mounts=tuple(mounts),
                          devices=(KVM,) if accel == "kvm" else (), environment=env)
 
 
-def absolute(argv: Sequence[str], cwd: Path, default_out: Path) -> list[str]:
-    """argv as the container must get it: every argument naming an existing path (an
-    option's value, `--opt=value`, an `@file`, a positional one) made absolute from
-    `cwd`, and the run directory always absolute (default_out when none is given)."""
-    out: list[str] = []
-    for i, arg in enumerate(argv):
-        after_out = i > 0 and argv[i - 1] in OUTPUT_OPTIONS
+# Options whose value is a path (when it is one: --kernel and --kconfig also take words).
+PATH_OPTIONS = frozenset({"--tree", "--kernel", "--headers", "--kconfig", "--kernel-config",
+                          "--cache", "--series", "--bpftool"})
+KEYWORDS = {"--kernel": frozenset({"auto", "prebuilt", "build"}),
+            "--kconfig": frozenset({"struct_ops", "minimal", "selftests"})}
+LIST_OPTIONS = frozenset({"--allow", "--deny"})  # @FILE
+WRITES_RUN_DIR = frozenset({"run", "bisect"})  # commands whose --out defaults to a new dir
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """What of a command line is a word of its own: the command (and its action), and
+    the options that take a value (from the CLI's parser)."""
+
+    leading: int  # the command and, for series and image, its action
+    takes_value: frozenset[str]
+
+
+def absolute(argv: Sequence[str], cwd: Path, default_out: Path, grammar: Grammar,
+             ) -> list[str]:
+    """argv as the container must get it: the paths it names made absolute from `cwd`
+    (PATH_OPTIONS' values that exist, @FILE lists, positional arguments that exist), the
+    run directory (OUTPUT_OPTIONS) always, and for `run` and `bisect` the default run
+    directory given explicitly when none is; test names, keywords and ranges kept."""
+    out = list(argv[:grammar.leading])
+    items = list(argv[grammar.leading:])
+    skip = False
+    for i, arg in enumerate(items):
+        if skip:
+            skip = False
+            continue
         name, eq, value = arg.partition("=")
-        if eq and name.startswith("--"):
-            out.append(f"{name}={_resolved(value, cwd, force=name in OUTPUT_OPTIONS)}")
+        if name == "--cache":  # the host's cache is not the container's (the volume is)
+            skip = not eq
+            continue
+        if arg.startswith("--") and eq:
+            out.append(f"{name}={_value(name, value, cwd)}")
+        elif arg.startswith("-"):
+            out.append(arg)
+            if arg in grammar.takes_value and i + 1 < len(items):
+                out.append(_value(arg, items[i + 1], cwd))
+                skip = True
         else:
-            out.append(_resolved(arg, cwd, force=after_out))
-    if not any(a in OUTPUT_OPTIONS or a.partition("=")[0] in OUTPUT_OPTIONS for a in argv):
+            out.append(_resolved(arg, cwd, force=False))
+    given = {a.partition("=")[0] for a in argv}
+    if argv and argv[0] in WRITES_RUN_DIR and not given & OUTPUT_OPTIONS:
         out += ["--out", str(cwd / default_out)]
     return out
 
 
+def _value(option: str, value: str, cwd: Path) -> str:
+    if option in OUTPUT_OPTIONS:
+        return _resolved(value, cwd, force=True)
+    if option in LIST_OPTIONS and value.startswith("@"):
+        return "@" + _resolved(value[1:], cwd, force=True)
+    if option in PATH_OPTIONS and value not in KEYWORDS.get(option, ()):
+        return _resolved(value, cwd, force=False)
+    return value
+
+
 def _resolved(value: str, cwd: Path, force: bool) -> str:
-    at = "@" if value.startswith("@") else ""
-    path = Path(value[len(at):])
-    if not value or value.startswith("-") or path.is_absolute():
+    path = Path(value)
+    if not value or path.is_absolute():
         return value
     if force or (cwd / path).exists():
-        return at + str((cwd / path).resolve())
+        return str((cwd / path).resolve())
     return value
