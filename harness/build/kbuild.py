@@ -166,8 +166,12 @@ def _make_argv(ctx: KbuildContext, src: Path, out: Path, *targets: str) -> list[
 # scripts/Makefile.btf) keep pahole from encoding BTF in parallel, whose type order
 # changes from one link to the next: the same sources then give the same BTF, so a
 # relink does not invalidate the modules and BPF programs built against it.
+# The build number too: kbuild counts links in the workspace's .version, so without it a
+# relink (a damaged cached bzImage, a run after another run on the same workspace) gives
+# a "#N+1" kernel, not the same image.
 REPRODUCIBLE = {"KBUILD_BUILD_TIMESTAMP": "Sat Jan  1 00:00:00 UTC 2000",
-                "KBUILD_BUILD_USER": "harness", "KBUILD_BUILD_HOST": "harness"}
+                "KBUILD_BUILD_USER": "harness", "KBUILD_BUILD_HOST": "harness",
+                "KBUILD_BUILD_VERSION": "1"}
 
 
 def _env(ctx: KbuildContext) -> dict[str, str | None]:
