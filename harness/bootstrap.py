@@ -57,14 +57,19 @@ def image_choice(image: str, candidate: Callable[[str], bool]) -> str:
     return unsigned
 
 
-def has_candidate(package: str) -> bool:
-    """apt has a version of `package` to install (`apt-cache policy` names a candidate)."""
+def candidate(package: str) -> str | None:
+    """The version apt would install of `package` (`apt-cache policy`), or None."""
     try:
         out = proc.capture(["apt-cache", "policy", package])
     except proc.ProcError:
-        return False
+        return None
     m = re.search(r"^\s*Candidate:\s*(\S+)", out, re.M)
-    return m is not None and m[1] != "(none)"
+    return m[1] if m is not None and m[1] != "(none)" else None
+
+
+def has_candidate(package: str) -> bool:
+    """apt has a version of `package` to install."""
+    return candidate(package) is not None
 
 
 def _log(name: str) -> Path:

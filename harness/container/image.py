@@ -164,12 +164,11 @@ def resolve(root: Path) -> recipe.ImageRecipe:
 
 def candidate(package: str) -> str:
     """The version apt would install of `package` (ToolchainError when none)."""
-    for line in proc.capture(["apt-cache", "policy", package]).splitlines():
-        name, _, value = line.strip().partition(":")
-        if name == "Candidate" and value.strip() not in ("", "(none)"):
-            return value.strip()
-    raise ToolchainError(f"apt has no {package} to install: the image's kernel layer is "
-                         f"Debian's {package}; run apt-get update")
+    found = bootstrap.candidate(package)
+    if found is None:
+        raise ToolchainError(f"apt has no {package} to install: the image's kernel layer is "
+                             f"Debian's {package}; run apt-get update")
+    return found
 
 
 def assemble(rec: recipe.ImageRecipe, *, root: Path, base: Path, store: list[Path],
