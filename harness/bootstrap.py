@@ -11,11 +11,13 @@ dependency exists.  Safe to re-run: installed packages and an existing venv are 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -166,10 +168,56 @@ def main(argv: Sequence[str]) -> int:
 
 
 TIERS = ("lint", "unit", "integration", "slow")
+# The engine the container tests need, when none runs: no container ever has a network,
+# so it makes no bridge and writes no iptables rules.
+DOCKERD = ("dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false")
+DOCKER_SOCKET = Path("/var/run/docker.sock")
+ENGINE_WAIT = 60.0
+
+
+def engine_answers(sock: Path = DOCKER_SOCKET) -> bool:
+    """A Docker engine answers its ping on `sock` (raw HTTP: the SDK is not there yet)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        try:
+            s.connect(str(sock))
+            s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return b"200 OK" in s.recv(4096)
+        except OSError:
+            return False
+
+
+@contextlib.contextmanager
+def docker_engine() -> Iterator[None]:
+    """For the block: the running engine, or Debian's docker.io started (installed first
+    when missing) and stopped afterwards."""
+    if engine_answers():
+        yield
+        return
+    _apt_install(["docker.io"], [])
+    if engine_answers():  # the package's own service started it (an init that runs one)
+        yield
+        return
+    with proc.daemon(DOCKERD, log=_log("dockerd")):
+        deadline = time.monotonic() + ENGINE_WAIT
+        while not engine_answers():
+            if time.monotonic() > deadline:
+                raise HarnessError(f"dockerd did not answer within {ENGINE_WAIT:.0f} s "
+                                   f"(log: {_log('dockerd')})")
+            time.sleep(0.5)
+        print("bootstrap: started the Docker engine for the tests", file=sys.stderr)
+        yield
+    print("bootstrap: stopped the Docker engine it started", file=sys.stderr)
 
 
 def run_tiers() -> int:
-    """Each tox tier in order, all of them, with its wall time; non-zero if any failed."""
+    """Each tox tier in order, all of them, with its wall time; non-zero if any failed.
+    The container tests' Docker engine runs meanwhile (started here if none does)."""
+    with docker_engine():
+        return _tiers()
+
+
+def _tiers() -> int:
     timings: list[str] = []
     failed = []
     for tier in TIERS:

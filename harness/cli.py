@@ -325,14 +325,16 @@ def in_container(args: argparse.Namespace) -> int:
         return finish(rep, args.json)
 
 
-def grammar(args: argparse.Namespace) -> spec.Grammar:
-    """The parsed command's words (command, action) and the options that take a value."""
+def grammar(args: argparse.Namespace, leading: int | None = None) -> spec.Grammar:
+    """The parsed command's words (command, action) and the options that take a value;
+    `leading` overrides how many words the command line starts with."""
     p: argparse.ArgumentParser = parser()
     words = [args.command] + ([args.action] if vars(args).get("action") else [])
     for word in words:
         p = next(a for a in p._actions
                  if isinstance(a, argparse._SubParsersAction)).choices[word]
-    return spec.Grammar(leading=len(words), takes_value=frozenset(
+    return spec.Grammar(leading=len(words) if leading is None else leading,
+                        takes_value=frozenset(
         o for a in p._actions for o in a.option_strings if a.nargs != 0))
 
 
@@ -636,25 +638,9 @@ def _write_run(rep: RunReport) -> int:
     return rep.exit_code
 
 
-PATH_OPTIONS = ("--tree", "--kernel", "--headers", "--kconfig", "--cache", "--out")
-
-
-def absolute_argv(argv: Sequence[str]) -> list[str]:
-    """A command line whose paths (options' values that exist as files or directories,
-    @FILE lists) are absolute: a bisection resumed from elsewhere reads the same ones."""
-    return [_absolute(argv[i - 1] if i else "", arg) for i, arg in enumerate(argv)]
-
-
-def _absolute(option: str, value: str) -> str:
-    if option in PATH_OPTIONS and os.path.exists(value):
-        return str(Path(value).resolve())
-    if option in ("--allow", "--deny") and value.startswith("@"):
-        return "@" + str(Path(value[1:]).resolve())
-    return value
-
-
 def cmd_bisect(args: argparse.Namespace) -> int:
-    argv = absolute_argv(getattr(args, "argv", []))
+    # absolute, so that a bisection resumed from elsewhere reads the same files
+    argv = spec.absolute(getattr(args, "argv", []), Path.cwd(), grammar(args, leading=0))
     prior: list[driver.Step] = []
     if args.resume is not None:
         logged = bisect_cmd.load_steps(args.resume)

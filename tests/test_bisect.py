@@ -24,6 +24,7 @@ from harness.bisect.driver import (
     State,
     Step,
 )
+from harness.container import spec
 from harness.errors import (
     BisectAmbiguous,
     BisectRefused,
@@ -445,7 +446,10 @@ def test_bisect_keeps_absolute_paths_for_resume(tmp_path: Path,
     (tmp_path / "linux").mkdir()
     (tmp_path / "allow.txt").write_text("x\n")
     monkeypatch.chdir(tmp_path)
-    argv = cli.absolute_argv(["--tree", "linux", "--good", "v1", "--allow", "@allow.txt",
-                              "--tests", "linux", "--out", "not-yet"])
+    given = ["--tree", "linux", "--good", "v1", "--allow", "@allow.txt", "--tests", "linux",
+             "--cache", "linux", "--out", "not-yet"]
+    args = cli.parser().parse_args(["bisect", *given])
+    argv = spec.absolute(given, tmp_path, cli.grammar(args, leading=0))
     assert argv == ["--tree", str(tmp_path / "linux"), "--good", "v1", "--allow",
-                    f"@{tmp_path / 'allow.txt'}", "--tests", "linux", "--out", "not-yet"]
+                    f"@{tmp_path / 'allow.txt'}", "--tests", "linux",
+                    "--cache", str(tmp_path / "linux"), "--out", str(tmp_path / "not-yet")]

@@ -3,27 +3,57 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from harness.container import image, recipe
-from harness.errors import BuildError
+from harness.errors import BuildError, ProcError
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests/data"
 REC = recipe.make("http://deb.debian.org/debian",
                   recipe.kernel_layer("6.12.118-1~deb12u1", "linux-image-X", "linux-headers-X"),
                   ("unidiff==0.7.5",), "p1")
 
 
-def test_kernel_layer_is_pinned_and_installed_by_apt_in_the_tree(tmp_path: Path) -> None:
-    update, install, clean, lists = image.kernel_argv(tmp_path, REC)
+def test_image_and_kernel_layers_are_installed_by_apt_in_the_tree(tmp_path: Path) -> None:
+    update, install, clean, lists = image.apt_argv(tmp_path, REC)
     assert update[:2] == ["chroot", str(tmp_path)] and update[-3:] == ["apt-get", "update", "-q"]
     assert install[-3:] == ["linux-source-6.12=6.12.118-1~deb12u1",
                             "linux-image-X=6.12.118-1~deb12u1",
                             "linux-headers-X=6.12.118-1~deb12u1"]
+    assert {"qemu-system-x86", "busybox-static", "git"} <= set(install)  # the image layer
     assert "--no-install-recommends" in install and "DEBIAN_FRONTEND=noninteractive" in install
     assert clean[-2:] == ["apt-get", "clean"] and lists[0] == "find"
+
+
+def test_packages_apt_has_not_got_are_named() -> None:
+    said = (DATA / "apt-get-unknown-packages.txt").read_text()
+    assert image.unknown_packages(said) == ["harness-no-such-package",
+                                            "linux-source-6.12=6.12.0-0"]
+    assert image.unknown_packages("E: Sub-process /usr/bin/dpkg returned an error") == []
+
+
+def test_a_package_apt_has_not_got_is_a_build_error_naming_it(tmp_path: Path) -> None:
+    said = (DATA / "apt-get-unknown-packages.txt").read_text()
+
+    def run(argv: list[str]) -> None:
+        if "install" in argv:
+            raise ProcError(argv, 100, said, tmp_path / "build-image-02.log")
+
+    with pytest.raises(BuildError, match=re.escape(
+            "names packages Debian bookworm does not have: harness-no-such-package "
+            "linux-source-6.12=6.12.0-0; fix")) as exc:
+        image.apt_install(tmp_path, REC, run)
+    assert exc.value.log == tmp_path / "build-image-02.log"
+    with pytest.raises(ProcError):  # any other failure is apt's own
+        image.apt_install(tmp_path, REC, _failing)
+
+
+def _failing(argv: list[str]) -> None:
+    raise ProcError(argv, 100, "E: Could not get lock /var/lib/dpkg/lock-frontend", None)
 
 
 def test_python_dependencies_come_from_wheels_installed_offline(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from harness.boot import rootfs
@@ -21,10 +22,11 @@ def _make(mirror: str = MIRROR, kernel: tuple[str, ...] = KERNEL,
 
 def test_the_image_extends_the_guests_recipe() -> None:
     r = _make()
-    guest = rootfs.recipe(("runtime", "toolchain"), MIRROR)
-    assert r.base.layers[:2] == guest.layers  # one recipe: the guest's layers come first
-    assert {"qemu-system-x86", "busybox-static", "clang-19", "iproute2"} <= set(
-        r.base.packages)
+    # one recipe: the image starts from the root filesystem a build in the guest runs on
+    assert r.base == rootfs.recipe(("runtime", "toolchain"), MIRROR)
+    assert {"clang-19", "iproute2"} <= set(r.base.packages)
+    assert r.packages == rootfs.LAYERS["image"].packages
+    assert {"qemu-system-x86", "busybox-static", "git"} <= set(r.packages)
     assert r.kernel == ("linux-source-6.12=6.12.118-1~deb12u1",
                         "linux-image-6.12.118+deb12-cloud-amd64=6.12.118-1~deb12u1",
                         "linux-headers-6.12.118+deb12-cloud-amd64=6.12.118-1~deb12u1")
@@ -37,8 +39,9 @@ def test_the_tag_names_every_input() -> None:
     assert _make().tag == tag  # the same recipe: the same image
     changed = [_make(mirror="http://mirror.example/debian"), _make(project="p2"),
                _make(python=("unidiff==0.7.4", "pyelftools==0.32")),
-               _make(kernel=KERNEL[:2])]
-    assert len({tag, *(r.tag for r in changed)}) == 5
+               _make(kernel=KERNEL[:2]),
+               dataclasses.replace(_make(), packages=("qemu-system-x86", "git"))]
+    assert len({tag, *(r.tag for r in changed)}) == 6
 
 
 def test_project_digest_follows_the_sources_only(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -73,16 +74,17 @@ def test_paths_made_absolute_for_the_container(tmp_path: Path) -> None:
     (tmp_path / "allow.txt").write_text("x\n")
     argv = ["run", "--tree", "linux", "--allow", "@allow.txt", "--tests", "verifier",
             "--out=r1", "--kernel", "build", "--cache", "mycache"]
-    assert spec.absolute(argv, tmp_path, Path("harness-runs/x"), RUN) == [
+    assert spec.absolute(argv, tmp_path, RUN, default_out=Path("harness-runs/x"),
+                         drop=frozenset({"--cache"})) == [
         "run", "--tree", str(tmp_path / "linux"), "--allow", f"@{tmp_path}/allow.txt",
         "--tests", "verifier", f"--out={tmp_path}/r1", "--kernel", "build"]
     # no --out: the default is decided on the host, where the files must come back
-    assert spec.absolute(["run"], tmp_path, Path("harness-runs/x"), RUN) == [
+    assert spec.absolute(["run"], tmp_path, RUN, default_out=Path("harness-runs/x")) == [
         "run", "--out", str(tmp_path / "harness-runs/x")]
 
 
 def test_a_resumed_bisection_writes_its_own_directory(tmp_path: Path) -> None:
-    argv = spec.absolute(["bisect", "--resume", "b1"], tmp_path, Path("x"), RUN)
+    argv = spec.absolute(["bisect", "--resume", "b1"], tmp_path, RUN, default_out=Path("x"))
     assert argv == ["bisect", "--resume", str(tmp_path / "b1")]  # no default --out
     assert spec.path_arguments(argv) == ([], [tmp_path / "b1"])
 
@@ -91,8 +93,9 @@ def test_positional_paths_and_the_action_word(tmp_path: Path) -> None:
     (tmp_path / "show").mkdir()
     (tmp_path / "s.mbox").write_text("mail\n")
     series = spec.Grammar(leading=2, takes_value=frozenset({"--tree"}))
-    assert spec.absolute(["series", "show", "s.mbox", "v6.12..HEAD"], tmp_path, Path("x"),
-                         series) == ["series", "show", str(tmp_path / "s.mbox"), "v6.12..HEAD"]
+    assert spec.absolute(["series", "show", "s.mbox", "v6.12..HEAD"], tmp_path, series,
+                         default_out=Path("x")) == [
+        "series", "show", str(tmp_path / "s.mbox"), "v6.12..HEAD", "--out", str(tmp_path / "x")]
 
 
 @pytest.mark.parametrize("path", ["/", "/usr", "/usr/src/linux-headers-x"])
@@ -106,3 +109,27 @@ def test_the_flag_or_its_abbreviation_is_not_passed_on_and_git_trusts_the_tree()
         "harness", "run", "--tests", "x", "--cache", spec.CACHE)
     env = spec.build("t", ["run"], "v", "tcg").environment
     assert (env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_VALUE_0"]) == ("safe.directory", "*")
+
+
+def _git(*args: str | Path) -> None:
+    subprocess.run(["git", *map(str, args)], check=True, capture_output=True)
+
+
+def test_what_git_reads_outside_the_tree_is_mounted_too(tmp_path: Path) -> None:
+    """A `clone --shared` of a `clone --shared` (alternates followed), and a linked
+    worktree (its repository): read-only, each once; a plain repository needs nothing."""
+    origin, mid, tree, linked = (tmp_path / n for n in ("origin", "mid", "tree", "linked"))
+    _git("init", "-q", origin)
+    _git("-C", origin, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+         "--allow-empty", "-m", "c")
+    _git("clone", "-q", "--shared", origin, mid)
+    _git("clone", "-q", "--shared", mid, tree)
+    _git("-C", origin, "worktree", "add", "-q", linked)
+    assert spec.git_dependencies(origin) == []
+    assert spec.git_dependencies(tree) == [mid / ".git/objects", origin / ".git/objects"]
+    assert spec.git_dependencies(linked) == [origin / ".git/worktrees/linked",
+                                             origin / ".git"]
+    mounts = spec.build("t", ["run", "--tree", str(tree)], "v", "tcg").mounts
+    assert [(m.target, m.read_only) for m in mounts if m.kind == "bind"] == [
+        (str(tree), True), (str(mid / ".git/objects"), True),
+        (str(origin / ".git/objects"), True)]

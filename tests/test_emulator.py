@@ -130,7 +130,7 @@ def bpftool(default_tree: Path, cache: Path, tmp_path_factory: pytest.TempPathFa
         return build.build_tools(ctx).bpftool
 
 
-def _compile(tmp: Path, source: str) -> Path:
+def compile_bpf(tmp: Path, source: str) -> Path:
     c = tmp / "gen.c"
     c.write_text(source)
     obj = tmp / "gen.bpf.o"
@@ -145,7 +145,7 @@ def _compile(tmp: Path, source: str) -> Path:
 @given(kinds=members, tail=st.booleans())
 def test_generated_objects_match_bpftool(bpftool: Path, tmp_path: Path, kinds: list[str],
                                          tail: bool) -> None:
-    obj = _compile(tmp_path, c_source(kinds, tail))
+    obj = compile_bpf(tmp_path, c_source(kinds, tail))
     v = verify.verify(bpftool, obj, Rules.MAINLINE, clang="clang-19", log_dir=tmp_path / "v")
     assert v.identical, v.diff
     assert v.layout_ok, v.layout_log
@@ -157,7 +157,7 @@ def test_bitfields_match_bpftool_but_break_the_layout(bpftool: Path, tmp_path: P
     emulator reproduces it, and the compiled layout check catches it."""
     bits = "\tint flag:3;\n\tint more:5;\n};\nSEC"
     src = c_source(["fnptr"], tail=False).replace("};\nSEC", bits)
-    obj = _compile(tmp_path, src)
+    obj = compile_bpf(tmp_path, src)
     v = verify.verify(bpftool, obj, Rules.MAINLINE, clang="clang-19", log_dir=tmp_path / "v")
     assert v.identical, v.diff
     assert not v.layout_ok
@@ -205,7 +205,7 @@ def test_bad_objects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_corrupt_btf_in_a_real_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from elftools.elf.elffile import ELFFile  # noqa: PLC0415
 
-    obj = _compile(tmp_path, c_source(["int", "fnptr"], tail=False))
+    obj = compile_bpf(tmp_path, c_source(["int", "fnptr"], tail=False))
     with obj.open("rb") as f:
         section = ELFFile(f).get_section_by_name(".BTF")
         assert section is not None

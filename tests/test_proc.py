@@ -85,3 +85,17 @@ def test_capture_failure_names_stderr_not_dev_null() -> None:
         proc.capture(["sh", "-c", "echo why >&2; exit 4"])
     assert exc.value.log is None and "why" in exc.value.line()
     assert proc.capture(["sh", "-c", "echo hi"]) == "hi\n"
+
+
+def test_a_daemon_and_what_it_started_end_with_the_block(tmp_path: Path) -> None:
+    log, pidfile = tmp_path / "d.log", tmp_path / "child"
+    with proc.daemon(["sh", "-c", f"echo up; sleep 300 & echo $! > {pidfile}; wait"],
+                     log=log) as p:
+        deadline = time.monotonic() + 5
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            assert time.monotonic() < deadline, "the daemon never started its child"
+            time.sleep(0.05)
+        child = int(pidfile.read_text())
+        assert _running(p.pid) and _running(child)
+    assert not _alive(p.pid) and not _alive(child)
+    assert log.read_text() == "up\n"

@@ -2,11 +2,13 @@
 
 The image's root filesystem is assembled on the host, never pulled:
 
-1. the recipe's Debian layers, by the guest root filesystem's own builder
-   (rootfs.ensure: debootstrap, cached under cache/rootfs/<key>), copied to a work tree;
-2. the kernel layer: Debian's linux-source-6.12 with the cloud image and headers of the
-   same version, installed by apt inside the work tree with the host's apt sources (they
-   come from bookworm-security, which one debootstrap suite cannot reach);
+1. the guest build's root filesystem (`runtime` and `toolchain`), by the guest root
+   filesystem's own builder (rootfs.ensure: debootstrap, cached under
+   cache/rootfs/<key> and shared with builds inside the guest), copied to a work tree;
+2. the recipe's `image` layer and the kernel layer (Debian's linux-source-6.12 with the
+   cloud image and headers of the same version), installed by apt inside the work tree
+   with the host's apt sources (the kernel comes from bookworm-security, which one
+   debootstrap suite cannot reach); a package apt cannot find is a BuildError naming it;
 3. the harness: its sources under /opt/harness/src, a venv with its dependencies
    installed from wheels downloaded on the host (`pip install --no-index` in the tree),
    and /usr/local/bin/harness;
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import os
+import re
 import shutil
 import sys
 import time
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING
 from harness import bootstrap
 from harness.boot import rootfs
 from harness.container import engine, recipe
-from harness.errors import BuildError, ToolchainError
+from harness.errors import BuildError, ProcError, ToolchainError
 from harness.host import proc
 from harness.host.cache import Cache
 
@@ -65,13 +68,40 @@ def chroot(tree: Path, *argv: str) -> list[str]:
     return ["chroot", str(tree), "/usr/bin/env", APT_ENV, *argv]
 
 
-def kernel_argv(tree: Path, rec: recipe.ImageRecipe) -> list[list[str]]:
-    """apt inside the tree: the pinned kernel packages, then its lists dropped."""
+def apt_argv(tree: Path, rec: recipe.ImageRecipe) -> list[list[str]]:
+    """apt inside the tree: the image layer and the pinned kernel packages, then its
+    downloads and lists dropped."""
     return [chroot(tree, "apt-get", "update", "-q"),
             chroot(tree, "apt-get", "install", "-y", "-q", "--no-install-recommends",
-                   *rec.kernel),
+                   *rec.packages, *rec.kernel),
             chroot(tree, "apt-get", "clean"),
             ["find", f"{tree}/var/lib/apt/lists", "-type", "f", "-delete"]]
+
+
+# apt-get's words for a package, or a pinned version of one, it has not got.
+UNKNOWN_PACKAGE_RES = (re.compile(r"^E: Unable to locate package (\S+)", re.M),
+                       re.compile(r"^E: Version '([^']+)' for '([^']+)' was not found", re.M))
+
+
+def unknown_packages(output: str) -> list[str]:
+    """The packages (or "package=version") apt-get said it cannot find, in its order."""
+    missing = [m[1] for m in UNKNOWN_PACKAGE_RES[0].finditer(output)]
+    return missing + [f"{m[2]}={m[1]}" for m in UNKNOWN_PACKAGE_RES[1].finditer(output)]
+
+
+def apt_install(tree: Path, rec: recipe.ImageRecipe, run: RunArgv) -> None:
+    """apt_argv's steps; a package Debian has not got is a BuildError that names it."""
+    for argv in apt_argv(tree, rec):
+        try:
+            run(argv)
+        except ProcError as exc:
+            missing = unknown_packages(exc.output)
+            if not missing:
+                raise
+            raise BuildError(f"the image's recipe names packages Debian "
+                             f"{rec.base.suite} does not have: {' '.join(missing)}; fix the "
+                             f"`image` layer in harness/boot/rootfs.py (or the kernel "
+                             f"layer's versions)", exc.log) from exc
 
 
 def python_argv(tree: Path, rec: recipe.ImageRecipe, pip: Path) -> list[list[str]]:
@@ -174,14 +204,16 @@ def candidate(package: str) -> str:
 def assemble(rec: recipe.ImageRecipe, *, root: Path, base: Path, store: list[Path],
              work: Path, pip: Path, run: RunArgv) -> Path:
     """The image's root filesystem in work/tree, from the base layers' tree (`base`, as
-    rootfs.ensure left it, never written), the kernel layer, the harness and the guest
-    root filesystems in `store`; its package list written in it.  `run` runs each argv."""
+    rootfs.ensure left it, never written), the image and kernel layers, the harness and
+    the guest root filesystems in `store`; its package list written in it.  `run` runs
+    each argv."""
     tree = work / "tree"
     remove_tree(tree)
     run(["cp", "-a", "--reflink=auto", str(base), str(tree)])
     host_apt(tree)
     with mounted(Pseudo(tree), run):
-        for argv in [*kernel_argv(tree, rec), *python_argv(tree, rec, pip)]:
+        apt_install(tree, rec, run)
+        for argv in python_argv(tree, rec, pip):
             run(argv)
     shutil.rmtree(tree / WHEELS.lstrip("/"), ignore_errors=True)
     copy_project(root, tree)

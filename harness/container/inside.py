@@ -45,7 +45,9 @@ def execute(argv: list[str], grammar: spec.Grammar, *, cache: Cache, default_out
             accel: str | None, progress: Callable[[str], None]) -> int:
     """`harness <argv>` in the image: everything that can be wrong with the command line
     is found before the engine is asked or the image built."""
-    full = spec.absolute(argv, Path.cwd(), default_out, grammar)
+    # the host's cache is not the container's (the volume is)
+    full = spec.absolute(argv, Path.cwd(), grammar, default_out=default_out,
+                         drop=frozenset({"--cache"}))
     chosen = accel_for(accel)
     if chosen == "kvm" and not Path(spec.KVM).exists():
         raise UsageError(f"--accel kvm: {spec.KVM} is not available; use --accel tcg")

@@ -1,12 +1,14 @@
 """The hermetic image's recipe and tag (issue 14): pure.
 
 The image is the guest's root filesystem recipe (harness/boot/rootfs.py) with more
-layers, so the two cannot drift apart: `runtime` (what the selftests expect), `toolchain`
-(what builds bpftool, libbpf, the modules and test_progs) and `image` (QEMU, busybox, git,
-squashfs-tools, ...), then the kernel the gate boots (Debian's linux-source-6.12 and the
-cloud image and headers of the same version, from bookworm-security, pinned), then the
-harness itself (its sources and the exact versions of its Python dependencies).  The tag
-is a hash of all of it: the same recipe reuses the image, any change builds a new one.
+layers, so the two cannot drift apart.  Its base is the very root filesystem a build
+inside the guest runs on (`runtime`: what the selftests expect; `toolchain`: what builds
+bpftool, libbpf, the modules and test_progs), shared with it in the cache; on it, the
+recipe's `image` layer (QEMU, busybox, git, squashfs-tools, ...) and the kernel the gate
+boots (Debian's linux-source-6.12 and the cloud image and headers of the same version,
+from bookworm-security, pinned), then the harness itself (its sources and the exact
+versions of its Python dependencies).  The tag is a hash of all of it: the same recipe
+reuses the image, any change builds a new one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 from harness.boot import rootfs
 
 REPOSITORY = "harness-env"
-LAYERS = ("runtime", "toolchain", "image")
+BASE_LAYERS = ("runtime", "toolchain")  # the guest build's root filesystem
+LAYER = "image"  # installed on it by apt, with the kernel layer
 # What of the project goes into the image (and so into its tag).
 PROJECT_PARTS = ("harness", "vm", "kernel_configs", "patches", "pyproject.toml")
 SKIPPED = ("__pycache__", ".pyc")
@@ -28,13 +31,15 @@ SKIPPED = ("__pycache__", ".pyc")
 
 @dataclass(frozen=True)
 class ImageRecipe:
-    base: rootfs.Recipe  # debootstrap from the mirror: the layers above
-    kernel: tuple[str, ...]  # "package=version", installed with the host's apt sources
+    base: rootfs.Recipe  # debootstrap from the mirror: BASE_LAYERS
+    packages: tuple[str, ...]  # the image layer's, installed with the host's apt sources
+    kernel: tuple[str, ...]  # "package=version", installed with them
     python: tuple[str, ...]  # the harness's dependencies, "name==version"
     project: str  # digest of PROJECT_PARTS
 
     def as_dict(self) -> dict[str, object]:
-        return {"base": self.base.as_dict(), "kernel": list(self.kernel),
+        return {"base": self.base.as_dict(), "packages": list(self.packages),
+                "kernel": list(self.kernel),
                 "python": list(self.python), "project": self.project}
 
     def key(self) -> str:
@@ -55,7 +60,8 @@ def kernel_layer(source_version: str, image: str, headers: str) -> tuple[str, ..
 
 def make(mirror: str, kernel: tuple[str, ...], python: Iterable[str],
          project: str) -> ImageRecipe:
-    return ImageRecipe(base=rootfs.recipe(LAYERS, mirror), kernel=kernel,
+    return ImageRecipe(base=rootfs.recipe(BASE_LAYERS, mirror),
+                       packages=rootfs.LAYERS[LAYER].packages, kernel=kernel,
                        python=tuple(sorted(python)), project=project)
 
 

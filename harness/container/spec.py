@@ -6,7 +6,9 @@ the command line alone, before any engine is asked:
 
 - every existing absolute path the command names (the tree, a series, a kernel image, a
   headers directory, a BPF object, an `@file` list) is bind-mounted read-only at the same
-  path, so the command inside reads its own argv unchanged;
+  path, so the command inside reads its own argv unchanged, and so is what git reads
+  outside a tree (a linked worktree's repository, the object directories a `clone
+  --shared` or `--reference` borrows from);
 - the run directory (`--out`) is bind-mounted read-write at the same path, so the run
   writes its files back to the host with the same layout;
 - the harness cache is a named volume (builds and trees survive the container);
@@ -90,6 +92,46 @@ def path_arguments(argv: Sequence[str]) -> tuple[list[Path], list[Path]]:
     return reads, writes
 
 
+ALTERNATES_DEPTH = 5  # git's own limit on chained alternates
+
+
+def git_dependencies(tree: Path) -> list[Path]:
+    """What git reads outside a work tree it is given: the repository of a linked
+    worktree (`.git` is a file naming it) and its common directory, and the object
+    directories its objects borrow from (`objects/info/alternates`, as `clone --shared`
+    or `--reference` writes them, followed through their own alternates); the ones
+    outside `tree`, in order."""
+    found = _repository(tree)
+    git = found[-1] if found else tree / ".git"
+    objects = [git / "objects"]
+    for _ in range(ALTERNATES_DEPTH):
+        objects = [b for d in objects for b in _alternates(d)]
+        found += objects
+    return [p for p in dict.fromkeys(found) if not p.is_relative_to(tree.resolve())]
+
+
+def _repository(tree: Path) -> list[Path]:
+    """A linked worktree's git directory and its common directory (the repository)."""
+    dot_git = tree / ".git"
+    named = dot_git.read_text().partition("gitdir:")[2].strip() if dot_git.is_file() else ""
+    if not named:
+        return []
+    git = (tree / named).resolve()
+    common = git / "commondir"
+    if not common.is_file():
+        return [git]
+    return [git, (git / common.read_text().strip()).resolve()]
+
+
+def _alternates(objects: Path) -> list[Path]:
+    """The object directories `objects` borrows from (relative ones are to it)."""
+    listed = objects / "info/alternates"
+    lines = listed.read_text().splitlines() if listed.is_file() else []
+    paths = [(objects / ln.strip()).resolve() for ln in lines
+             if ln.strip() and not ln.startswith("#")]
+    return [p for p in paths if p.is_dir()]
+
+
 def inner_command(argv: Sequence[str]) -> tuple[str, ...]:
     """The command inside: the same arguments without --in-container (or an abbreviation
     argparse took for it), on the volume."""
@@ -108,6 +150,7 @@ def build(image: str, argv: Sequence[str], cache_volume: str, accel: str,
     """The container for `harness <argv>`: argv's paths must be absolute (the CLI makes
     them so); a path under /boot, /usr/src or /lib/modules is a UsageError."""
     reads, writes = path_arguments(argv)
+    reads += [dep for path in reads if path.is_dir() for dep in git_dependencies(path)]
     for path in [*reads, *writes]:
         if _host_only(path):
             raise UsageError(f"{path}: a run in the container never mounts the host's "
@@ -132,7 +175,8 @@ PATH_OPTIONS = frozenset({"--tree", "--kernel", "--headers", "--kconfig", "--ker
 KEYWORDS = {"--kernel": frozenset({"auto", "prebuilt", "build"}),
             "--kconfig": frozenset({"struct_ops", "minimal", "selftests"})}
 LIST_OPTIONS = frozenset({"--allow", "--deny"})  # @FILE
-WRITES_RUN_DIR = frozenset({"run", "bisect"})  # commands whose --out defaults to a new dir
+# Commands whose --out defaults to a new directory under the current one (their logs).
+WRITES_RUN_DIR = frozenset({"run", "bisect", "series", "shadow"})
 
 
 @dataclass(frozen=True)
@@ -144,12 +188,16 @@ class Grammar:
     takes_value: frozenset[str]
 
 
-def absolute(argv: Sequence[str], cwd: Path, default_out: Path, grammar: Grammar,
+def absolute(argv: Sequence[str], cwd: Path, grammar: Grammar, *,
+             default_out: Path | None = None, drop: frozenset[str] = frozenset(),
              ) -> list[str]:
-    """argv as the container must get it: the paths it names made absolute from `cwd`
-    (PATH_OPTIONS' values that exist, @FILE lists, positional arguments that exist), the
-    run directory (OUTPUT_OPTIONS) always, and for `run` and `bisect` the default run
-    directory given explicitly when none is; test names, keywords and ranges kept."""
+    """argv with the paths it names made absolute from `cwd` (PATH_OPTIONS' values that
+    exist, @FILE lists, positional arguments that exist) and the run directory
+    (OUTPUT_OPTIONS) always; test names, keywords and ranges kept.  The options in `drop`
+    are left out (with their values).  With `default_out`, a command that writes a run
+    directory and names none gets that one explicitly.  For the container (its files
+    come back to the host's run directory) and for a bisection's log (resumed from
+    anywhere, it reads the same files)."""
     out = list(argv[:grammar.leading])
     items = list(argv[grammar.leading:])
     skip = False
@@ -158,7 +206,7 @@ def absolute(argv: Sequence[str], cwd: Path, default_out: Path, grammar: Grammar
             skip = False
             continue
         name, eq, value = arg.partition("=")
-        if name == "--cache":  # the host's cache is not the container's (the volume is)
+        if name in drop:
             skip = not eq
             continue
         if arg.startswith("--") and eq:
@@ -171,7 +219,7 @@ def absolute(argv: Sequence[str], cwd: Path, default_out: Path, grammar: Grammar
         else:
             out.append(_resolved(arg, cwd, force=False))
     given = {a.partition("=")[0] for a in argv}
-    if argv and argv[0] in WRITES_RUN_DIR and not given & OUTPUT_OPTIONS:
+    if default_out and argv and argv[0] in WRITES_RUN_DIR and not given & OUTPUT_OPTIONS:
         out += ["--out", str(cwd / default_out)]
     return out
 

@@ -27,7 +27,7 @@ from typing import IO, Any, Protocol, TextIO
 from harness.errors import ProcError, ProcTimeout, ToolchainError
 
 __all__ = ["Backend", "Completed", "ProcError", "ProcTimeout", "Real", "Request", "Streamed",
-           "capture", "foreground", "kill_group", "run", "stream", "using"]
+           "capture", "daemon", "foreground", "kill_group", "run", "stream", "using"]
 
 TICK = 0.25  # seconds between watchdog calls while streaming
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
@@ -296,3 +296,16 @@ def stream(
     """
     _record(log, argv, None)
     return _current().stream(Request(tuple(argv), timeout, log, env=env), on_line, watchdog)
+
+
+@contextlib.contextmanager
+def daemon(argv: Sequence[str], *, log: Path) -> Iterator[subprocess.Popen[Any]]:
+    """A background service for the block (bootstrap's Docker engine), its output in
+    `log`; it and everything it started are ended when the block ends."""
+    _record(log, argv, None)
+    with log.open("w") as out:
+        p = _popen(Request(tuple(argv), 0.0, log), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield p
+        finally:
+            kill_group(p)
