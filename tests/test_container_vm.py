@@ -116,6 +116,7 @@ def test_shadow_verify_in_the_container_compares_with_the_image_bpftool(
         code, inside.replace(f"{tmp_path}/in/", f"{tmp_path}/host/"))
 
 
+@pytest.mark.build  # the image, when the engine has not got it
 def test_series_show_reads_the_series_in_the_container_as_on_the_host(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     mbox = str(PATCHES / "shadow-layout-broken.mbox")
