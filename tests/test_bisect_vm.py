@@ -114,6 +114,25 @@ def test_git_bisect_run_ends_on_the_same_commit(history: History, cache: Path,
     assert data["first"]["commit"] == history.ids["culprit"]
 
 
+def test_bisect_in_the_container_probes_and_marks_as_on_the_host(
+        history: History, tmp_path: Path, bisected: tuple[int, Path, Any]) -> None:
+    """`bisect --in-container`: the user's tree (a `clone --shared`: its objects in another
+    repository, mounted beside it) read-only, every step in the hermetic image, the log
+    written back; the same steps, marks and first bad commit as the host's bisection."""
+    before = _user_state(history.repo)
+    out = tmp_path / "b"
+    code = cli.main(["bisect", "--in-container", "--tree", str(history.repo), "--good",
+                     history.base, "--bad", history.tip, *TESTS, "--out", str(out)])
+    inside, host = _json(out / "bisect.json"), _json(bisected[1] / "bisect.json")
+    assert code == cli.EXIT_PASS, inside.get("refused")
+    assert inside["first"]["commit"] == history.ids["culprit"]
+    assert [(s["commit"], s["mark"]) for s in inside["steps"]] == [
+        (s["commit"], s["mark"]) for s in host["steps"]]
+    failing = _json(Path(inside["failing_run"]) / "report.json")  # a host path, written back
+    assert failing["image"]["tag"].startswith("harness-env:") and failing["verdict"] == "fail"
+    assert _user_state(history.repo) == before
+
+
 def test_run_bisect_exit_codes_for_git(history: History, tmp_path: Path) -> None:
     unbuildable = history.ids["unbuildable"]
     code = cli.main(["run", "--bisect", "--tree", str(history.repo), "--rev", unbuildable,
