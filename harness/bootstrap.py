@@ -17,7 +17,7 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -175,6 +175,18 @@ DOCKER_SOCKET = Path("/var/run/docker.sock")
 ENGINE_WAIT = 60.0
 
 
+DOCKERD_GRACE = 20.0  # seconds dockerd gets to stop its containerd before SIGKILL
+
+
+def engine_socket(env: Mapping[str, str] = os.environ) -> Path | None:
+    """The unix socket the SDK will ask (DOCKER_HOST's, else Docker's own); None when
+    DOCKER_HOST names an engine elsewhere (not one to start here)."""
+    host = env.get("DOCKER_HOST", "")
+    if not host:
+        return DOCKER_SOCKET
+    return Path(host.removeprefix("unix://")) if host.startswith("unix://") else None
+
+
 def engine_answers(sock: Path = DOCKER_SOCKET) -> bool:
     """A Docker engine answers its ping on `sock` (raw HTTP: the SDK is not there yet)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -191,19 +203,24 @@ def engine_answers(sock: Path = DOCKER_SOCKET) -> bool:
 def docker_engine() -> Iterator[None]:
     """For the block: the running engine, or Debian's docker.io started (installed first
     when missing) and stopped afterwards."""
-    if engine_answers():
+    sock = engine_socket()
+    if sock is None or engine_answers(sock):
         yield
         return
     _apt_install(["docker.io"], [])
-    if engine_answers():  # the package's own service started it (an init that runs one)
+    if engine_answers(sock):  # the package's own service started it (an init that runs one)
         yield
         return
-    with proc.daemon(DOCKERD, log=_log("dockerd")):
+    log = _log("dockerd")
+    with proc.daemon([*DOCKERD, f"--host=unix://{sock}"], log=log, grace=DOCKERD_GRACE) as p:
         deadline = time.monotonic() + ENGINE_WAIT
-        while not engine_answers():
+        while not engine_answers(sock):
+            if p.poll() is not None:
+                raise HarnessError(f"dockerd exited with status {p.returncode} before it "
+                                   f"answered (log: {log})")
             if time.monotonic() > deadline:
                 raise HarnessError(f"dockerd did not answer within {ENGINE_WAIT:.0f} s "
-                                   f"(log: {_log('dockerd')})")
+                                   f"(log: {log})")
             time.sleep(0.5)
         print("bootstrap: started the Docker engine for the tests", file=sys.stderr)
         yield

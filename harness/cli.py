@@ -21,7 +21,7 @@ import tempfile
 import textwrap
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -48,7 +48,7 @@ from harness.config import (
     default_cache,
 )
 from harness.container import command as image_cmd
-from harness.container import inside, spec
+from harness.container import inside, recipe, spec
 from harness.host import cache as cache_mod
 from harness.host import toolchain
 from harness.host.cache import Cache
@@ -638,14 +638,23 @@ def _write_run(rep: RunReport) -> int:
     return rep.exit_code
 
 
+def bisect_argv(args: argparse.Namespace, cwd: Path, env: Mapping[str, str]) -> list[str]:
+    """The command line bisect.json keeps for --resume: its paths absolute, so that a
+    bisection resumed from elsewhere reads the same files; in the hermetic image, without
+    the volume's --cache (resumed on the host, it takes the host's)."""
+    drop = frozenset({"--cache"}) if env.get(recipe.IMAGE_ENV) else frozenset()
+    return spec.absolute(getattr(args, "argv", []), cwd, grammar(args, leading=0), drop=drop)
+
+
 def cmd_bisect(args: argparse.Namespace) -> int:
-    # absolute, so that a bisection resumed from elsewhere reads the same files
-    argv = spec.absolute(getattr(args, "argv", []), Path.cwd(), grammar(args, leading=0))
+    argv = bisect_argv(args, Path.cwd(), os.environ)
     prior: list[driver.Step] = []
     if args.resume is not None:
         logged = bisect_cmd.load_steps(args.resume)
         argv, prior = logged.argv, logged.steps
-        args = parser().parse_args(["bisect", *argv, "--out", str(args.resume)])
+        # this invocation's --cache, if any, over the logged one (the volume's, in the image)
+        cache = ["--cache", str(args.cache)] if args.cache else []
+        args = parser().parse_args(["bisect", *argv, "--out", str(args.resume), *cache])
         args.old, args.new = list(logged.old) or args.old, logged.new or args.new
     if not args.old or not args.new:
         raise errors.UsageError("bisect needs --good REV and --bad REV (or --resume DIR)")

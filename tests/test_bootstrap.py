@@ -51,6 +51,10 @@ def test_no_socket_or_an_engine_that_is_not_ready_is_no_engine(tmp_path: Path) -
     served.join(5)
 
 
+STARTED = ("start dockerd --bridge=none --iptables=false --ip6tables=false "
+           "--host=unix:///var/run/docker.sock (grace 20 s)")
+
+
 class _Machine:
     """What docker_engine asks of the machine: whether the engine answers (a list of
     answers, the last repeated), the packages it installs, the daemons it starts."""
@@ -66,13 +70,22 @@ class _Machine:
     def install(self, packages: Sequence[str], updated: list[bool]) -> None:
         self.installed += packages
 
+    exited: int | None = None  # dockerd's exit status, once it has ended
+
     @contextlib.contextmanager
-    def daemon(self, argv: Sequence[str], *, log: Path) -> Iterator[Any]:
-        self.events.append(f"start {' '.join(argv)}")
+    def daemon(self, argv: Sequence[str], *, log: Path, grace: float) -> Iterator[Any]:
+        self.events.append(f"start {' '.join(argv)} (grace {grace:.0f} s)")
         try:
-            yield None
+            yield self
         finally:
             self.events.append("stop")
+
+    def poll(self) -> int | None:
+        return self.exited
+
+    @property
+    def returncode(self) -> int | None:
+        return self.exited
 
 
 @pytest.fixture
@@ -82,6 +95,7 @@ def machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[_Machin
     monkeypatch.setattr(bootstrap, "_apt_install", m.install)
     monkeypatch.setattr(proc, "daemon", m.daemon)
     monkeypatch.setattr(bootstrap, "LOGS", tmp_path / "logs")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
     yield m
 
 
@@ -99,7 +113,7 @@ def test_no_engine_installs_and_starts_one_without_networks_then_stops_it(
         machine.events.append("tests")
     assert machine.installed == ["docker.io"]
     assert machine.events == [
-        "start dockerd --bridge=none --iptables=false --ip6tables=false", "tests", "stop"]
+        STARTED, "tests", "stop"]
 
 
 def test_an_engine_the_package_started_is_not_started_again(machine: _Machine) -> None:
@@ -116,7 +130,7 @@ def test_an_engine_that_never_answers_is_an_error_and_is_stopped(
           bootstrap.docker_engine()):
         machine.events.append("tests")
     assert machine.events == [
-        "start dockerd --bridge=none --iptables=false --ip6tables=false", "stop"]
+        STARTED, "stop"]
 
 
 def test_the_tests_run_with_the_engine_and_a_failed_tier_fails(
@@ -132,3 +146,24 @@ def test_the_tests_run_with_the_engine_and_a_failed_tier_fails(
     assert bootstrap.run_tiers() == 1
     assert machine.events[1:] == ["tier lint", "tier unit", "tier integration", "tier slow",
                                   "stop"]
+
+
+def test_a_dockerd_that_exits_is_an_error_at_once(machine: _Machine) -> None:
+    machine.exited = 1
+    with (pytest.raises(HarnessError, match=r"dockerd exited with status 1 before it "
+                        r"answered \(log: .*dockerd.log\)"), bootstrap.docker_engine()):
+        machine.events.append("tests")
+    assert machine.events == [STARTED, "stop"]
+
+
+def test_the_engine_docker_host_names(machine: _Machine,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """DOCKER_HOST's socket is the one asked and served; an engine elsewhere is left to
+    whoever runs it."""
+    assert bootstrap.engine_socket({"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}) == (
+        Path("/run/user/1000/docker.sock"))
+    assert bootstrap.engine_socket({}) == bootstrap.DOCKER_SOCKET
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    with bootstrap.docker_engine():
+        machine.events.append("tests")
+    assert (machine.installed, machine.events) == ([], ["tests"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.container import spec
-from harness.errors import UsageError
+from harness.errors import TreeError, UsageError
 
 
 def _spec(tmp_path: Path, *argv: str, accel: str = "tcg") -> spec.ContainerSpec:
@@ -133,3 +133,18 @@ def test_what_git_reads_outside_the_tree_is_mounted_too(tmp_path: Path) -> None:
     assert [(m.target, m.read_only) for m in mounts if m.kind == "bind"] == [
         (str(tree), True), (str(mid / ".git/objects"), True),
         (str(origin / ".git/objects"), True)]
+
+
+def test_borrowed_objects_behind_a_link_are_mounted_where_git_looks(tmp_path: Path) -> None:
+    """An alternates line through a symbolic link: mounted at the path as written (git
+    reads that one inside) and at its real path; an unreadable git file is a TreeError."""
+    origin, tree, link = tmp_path / "origin", tmp_path / "tree", tmp_path / "link"
+    _git("init", "-q", origin)
+    _git("init", "-q", tree)
+    link.symlink_to(origin)
+    alternates = tree / ".git/objects/info/alternates"
+    alternates.write_text(f"# borrowed\n{link}/.git/objects\n")
+    assert spec.git_dependencies(tree) == [link / ".git/objects", origin / ".git/objects"]
+    alternates.write_bytes(b"\xff\xfe\n")
+    with pytest.raises(TreeError, match=f"{alternates}: cannot be read"):
+        spec.build("t", ["run", "--tree", str(tree)], "v", "tcg")

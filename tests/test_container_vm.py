@@ -17,7 +17,9 @@ from test_gate_series import PATCHES, assert_broken_layout_verdict
 
 from harness import cli
 from harness.boot import rootfs
+from harness.config import default_cache
 from harness.container import command, engine, image, spec
+from harness.host.cache import Cache
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -157,7 +159,8 @@ def created(client: DockerClient, tmp_path: Path) -> Iterator[dict[str, Any]]:
     tree, series = tmp_path / "linux", tmp_path / "s.mbox"
     tree.mkdir()
     series.write_text("mail\n")
-    tag = image.resolve(command.ROOT).tag
+    tag = image.ensure(client, image.resolve(command.ROOT), cache=Cache(default_cache()),
+                       root=command.ROOT, log_dir=tmp_path).tag  # built if need be
     s = spec.build(tag, ["run", "--tree", str(tree), "--series", str(series), "--out",
                          str(tmp_path / "out")], "harness-cache", "kvm")
     with engine.container(client, s) as c:

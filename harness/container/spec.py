@@ -23,12 +23,13 @@ into SDK calls.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
+from harness.errors import TreeError, UsageError
 
 CACHE = "/var/cache/harness"  # the cache volume, inside the container
 # What the command writes: the run directory, a bisection's directory (mounted read-write).
@@ -92,7 +93,7 @@ def path_arguments(argv: Sequence[str]) -> tuple[list[Path], list[Path]]:
     return reads, writes
 
 
-ALTERNATES_DEPTH = 5  # git's own limit on chained alternates
+ALTERNATES_DEPTH = 5  # git's own limit on nested alternates (6 levels read, the first 0)
 
 
 def git_dependencies(tree: Path) -> list[Path]:
@@ -100,34 +101,51 @@ def git_dependencies(tree: Path) -> list[Path]:
     worktree (`.git` is a file naming it) and its common directory, and the object
     directories its objects borrow from (`objects/info/alternates`, as `clone --shared`
     or `--reference` writes them, followed through their own alternates); the ones
-    outside `tree`, in order."""
+    outside `tree`, in order.  Each at the path git is given (where it looks inside the
+    container) and, when a symbolic link is on the way, at its real path too.  A git
+    file that cannot be read is a TreeError naming it."""
     found = _repository(tree)
     git = found[-1] if found else tree / ".git"
     objects = [git / "objects"]
-    for _ in range(ALTERNATES_DEPTH):
+    for _ in range(ALTERNATES_DEPTH + 1):
         objects = [b for d in objects for b in _alternates(d)]
         found += objects
-    return [p for p in dict.fromkeys(found) if not p.is_relative_to(tree.resolve())]
+    inside = (tree.absolute(), tree.resolve())
+    return [p for p in dict.fromkeys(q for f in found for q in (f, f.resolve()))
+            if not any(p.is_relative_to(t) for t in inside)]
+
+
+def _joined(base: Path, written: str) -> Path:
+    """A path git reads from a file, as git takes it: relative ones to `base`."""
+    return Path(os.path.normpath(base / written))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TreeError(f"{path}: cannot be read ({exc}); git needs it to read the tree "
+                        f"in the container") from exc
 
 
 def _repository(tree: Path) -> list[Path]:
     """A linked worktree's git directory and its common directory (the repository)."""
     dot_git = tree / ".git"
-    named = dot_git.read_text().partition("gitdir:")[2].strip() if dot_git.is_file() else ""
+    named = _read(dot_git).partition("gitdir:")[2].strip() if dot_git.is_file() else ""
     if not named:
         return []
-    git = (tree / named).resolve()
+    git = _joined(tree, named)
     common = git / "commondir"
     if not common.is_file():
         return [git]
-    return [git, (git / common.read_text().strip()).resolve()]
+    return [git, _joined(git, _read(common).strip())]
 
 
 def _alternates(objects: Path) -> list[Path]:
     """The object directories `objects` borrows from (relative ones are to it)."""
     listed = objects / "info/alternates"
-    lines = listed.read_text().splitlines() if listed.is_file() else []
-    paths = [(objects / ln.strip()).resolve() for ln in lines
+    lines = _read(listed).splitlines() if listed.is_file() else []
+    paths = [_joined(objects, ln.strip()) for ln in lines
              if ln.strip() and not ln.startswith("#")]
     return [p for p in paths if p.is_dir()]
 

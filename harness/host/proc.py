@@ -299,13 +299,15 @@ def stream(
 
 
 @contextlib.contextmanager
-def daemon(argv: Sequence[str], *, log: Path) -> Iterator[subprocess.Popen[Any]]:
+def daemon(argv: Sequence[str], *, log: Path, grace: float = KILL_GRACE,
+           ) -> Iterator[subprocess.Popen[Any]]:
     """A background service for the block (bootstrap's Docker engine), its output in
-    `log`; it and everything it started are ended when the block ends."""
+    `log`; it and everything it started are ended when the block ends (SIGTERM, then
+    SIGKILL `grace` seconds later)."""
     _record(log, argv, None)
     with log.open("w") as out:
         p = _popen(Request(tuple(argv), 0.0, log), stdout=out, stderr=subprocess.STDOUT)
         try:
             yield p
         finally:
-            kill_group(p)
+            kill_group(p, grace)
