@@ -173,8 +173,6 @@ TIERS = ("lint", "unit", "integration", "slow")
 DOCKERD = ("dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false")
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 ENGINE_WAIT = 60.0
-
-
 DOCKERD_GRACE = 20.0  # seconds dockerd gets to stop its containerd before SIGKILL
 
 

@@ -148,3 +148,21 @@ def test_borrowed_objects_behind_a_link_are_mounted_where_git_looks(tmp_path: Pa
     alternates.write_bytes(b"\xff\xfe\n")
     with pytest.raises(TreeError, match=f"{alternates}: cannot be read"):
         spec.build("t", ["run", "--tree", str(tree)], "v", "tcg")
+
+
+def test_what_the_command_would_refuse_is_refused_before_any_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """No engine is reachable here: the errors come from the host's checks, and a
+    --resume directory that does not exist is not created by its mount."""
+    from harness import cli  # noqa: PLC0415
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["bisect", "--in-container", "--resume", "gone"]) == cli.EXIT_USAGE
+    assert f"--resume {tmp_path}/gone: no readable bisect.json there" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "gone").exists()
+    assert cli.main(["series", "apply", "--in-container", "--tree", "absent", "x.mbox",
+                     "--out", "o"]) == cli.EXIT_BAD_TREE
+    assert "--tree absent: no such directory" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from harness.bisect import command as bisect_cmd
 from harness.container import engine, image, recipe, spec
 from harness.container.command import ROOT
 from harness.errors import TreeError, UsageError
@@ -24,14 +25,18 @@ from harness.host.cache import Cache
 CACHE_VOLUME = "harness-cache"
 
 
-def check_tree(argv: list[str]) -> None:
-    """A --tree that does not exist is found here, before any engine or image."""
+def check_inputs(argv: list[str]) -> None:
+    """What the command would refuse at once, found here before any engine or image:
+    a --tree that does not exist, a --resume directory without a bisection's log (read
+    by bisect's own loader; the directory is then never created by the mount)."""
     for i, arg in enumerate(argv):
         name, eq, value = arg.partition("=")
         given = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
         if name == "--tree" and not Path(given).is_dir():
             raise TreeError(f"--tree {given}: no such directory; pass the path of a kernel "
                             f"git tree")
+        if name == "--resume":
+            bisect_cmd.load_steps(Path(given))
 
 
 def accel_for(requested: str | None) -> str:
@@ -52,7 +57,7 @@ def execute(argv: list[str], grammar: spec.Grammar, *, cache: Cache, default_out
     if chosen == "kvm" and not Path(spec.KVM).exists():
         raise UsageError(f"--accel kvm: {spec.KVM} is not available; use --accel tcg")
     s = spec.build(recipe.REPOSITORY, full, CACHE_VOLUME, chosen)  # its UsageErrors first
-    check_tree(full)
+    check_inputs(full)
     client = engine.connect()
     built = image.ensure(client, image.resolve(ROOT), cache=cache, root=ROOT,
                          log_dir=cache.logs(), progress=progress)
